@@ -1,0 +1,264 @@
+"""Deterministic choice of test images, loaded once into tensors with a content fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from faultzoo.data.info import dataset_info, list_datasets, unknown_dataset_message
+from faultzoo.data.sources import NpzDataset, dataset_labels, default_data_root, open_raw_dataset
+from faultzoo.data.transforms import batch_to_tensor, split_at_to_tensor, test_transform
+from faultzoo.exceptions import DatasetError, UnknownDatasetError
+
+__all__ = ["DataSelection", "load_selection", "select_indices"]
+
+ProgressCallback = Callable[[int, int], None]
+
+_FINGERPRINT_VERSION = b"faultzoo.data.selection/v1"
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DatasetError(f"{name} must be a positive integer or None, found {value!r}.")
+    if value <= 0:
+        raise DatasetError(f"{name} must be a positive integer, found {value}. Leave it unset to take all images.")
+
+
+def select_indices(labels: Any, *, limit: int | None = None, per_class: int | None = None) -> np.ndarray:
+    """Positions of the chosen images, in dataset order; no randomness.
+
+    Args:
+        labels: One integer label per image, in dataset order.
+        limit: Keep only the first ``limit`` images (after ``per_class``, when both are given).
+        per_class: Keep the first ``per_class`` images of each class; classes with fewer keep all theirs.
+
+    Returns:
+        Sorted int64 positions. A ``limit`` above the number of images takes them all.
+
+    Raises:
+        DatasetError: a non-positive or non-integer ``limit``/``per_class``, or labels that are not 1-D integers.
+    """
+    _check_count("limit", limit)
+    _check_count("per_class", per_class)
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+        raise DatasetError(f"labels must be a 1-D integer array, found dtype {labels.dtype} shape {labels.shape}.")
+    chosen = np.arange(labels.shape[0], dtype=np.int64)
+    if per_class is not None:
+        # Stable sort groups each class while keeping dataset order inside it; the rank of an image
+        # within its class is then its offset from the class's first position in that order.
+        order = np.argsort(labels, kind="stable")
+        sorted_labels = labels[order]
+        starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
+        rank = np.arange(order.size) - starts
+        chosen = np.sort(order[rank < per_class]).astype(np.int64)
+    if limit is not None:
+        chosen = chosen[:limit]
+    return chosen
+
+
+@dataclass(frozen=True, eq=False)
+class DataSelection:
+    """A fixed set of preprocessed images and labels, with where they came from.
+
+    Attributes:
+        x: Normalised images, float32 N×C×H×W, C-contiguous.
+        y: Labels, int64, N.
+        indices: Position of each image in its source (dataset split or ``.npz`` rows), int64, sorted.
+        source: Human-readable origin (dataset, split and root, or the ``.npz`` path).
+        dataset: Dataset whose conventions (classes, normalisation) the tensors follow.
+        kind: ``"torchvision"`` or ``"npz"`` (``"tensors"`` for hand-built selections).
+        split: The dataset split, or ``None`` for an ``.npz``.
+        sample_ids: Each image's id in the original dataset: the ``.npz``'s ``idx`` when present, else ``indices``.
+        limit: The ``limit`` used to choose the images.
+        per_class: The ``per_class`` used to choose the images.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: np.ndarray
+    source: str
+    dataset: str
+    kind: str = "tensors"
+    split: str | None = None
+    sample_ids: np.ndarray | None = field(default=None)
+    limit: int | None = None
+    per_class: int | None = None
+
+    def __post_init__(self) -> None:
+        n = self.x.shape[0] if self.x.ndim else -1
+        if self.x.dtype != torch.float32 or self.x.ndim != 4 or not self.x.is_contiguous():
+            raise DatasetError(
+                f"DataSelection.x must be a contiguous float32 N×C×H×W tensor, found {self.x.dtype} "
+                f"{tuple(self.x.shape)} (contiguous={self.x.is_contiguous()})."
+            )
+        if self.y.dtype != torch.int64 or tuple(self.y.shape) != (n,):
+            raise DatasetError(f"DataSelection.y must be int64 of shape ({n},), found {self.y.dtype} {tuple(self.y.shape)}.")
+        indices = np.array(self.indices, dtype=np.int64)
+        ids = indices if self.sample_ids is None else np.array(self.sample_ids, dtype=np.int64)
+        if indices.shape != (n,) or ids.shape != (n,):
+            raise DatasetError(
+                f"DataSelection.indices/sample_ids must have shape ({n},), found {indices.shape}/{ids.shape}."
+            )
+        # Own read-only copies: the fingerprint must keep describing what the tensors were built from.
+        indices.flags.writeable = False
+        ids = ids.copy() if ids is indices else ids
+        ids.flags.writeable = False
+        object.__setattr__(self, "indices", indices)
+        object.__setattr__(self, "sample_ids", ids)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of what a campaign's results depend on.
+
+        Covers the source identity (dataset, kind, split), the indices and sample ids, and the exact
+        bytes, dtype and shape of ``x`` and ``y``. The root or file path is left out on purpose, so moving
+        the data does not block resuming; changed pixels, labels or selection do. Recomputed on every call
+        because tensors are mutable.
+        """
+        h = hashlib.sha256()
+
+        def part(tag: str, payload: bytes | memoryview) -> None:
+            # Length-prefixed parts: no two different inputs concatenate to the same stream.
+            h.update(tag.encode() + b"\0" + len(payload).to_bytes(8, "little"))
+            h.update(payload)
+
+        part("version", _FINGERPRINT_VERSION)
+        identity = {"dataset": self.dataset, "kind": self.kind, "split": self.split}
+        part("identity", json.dumps(identity, sort_keys=True).encode())
+        part("indices", self.indices.astype("<i8").tobytes())
+        part("sample_ids", np.asarray(self.sample_ids).astype("<i8").tobytes())
+        for name, t in (("x", self.x), ("y", self.y)):
+            arr = np.ascontiguousarray(t.detach().cpu().numpy())
+            part(f"{name}.meta", f"{arr.dtype.str}{arr.shape}".encode())
+            part(name, memoryview(arr).cast("B"))
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able provenance: enough to rebuild the selection and to check it is the same data."""
+        labels = self.y.numpy()
+        return {
+            "dataset": self.dataset,
+            "source": self.source,
+            "kind": self.kind,
+            "split": self.split,
+            "limit": self.limit,
+            "per_class": self.per_class,
+            "num_samples": len(self),
+            "input_shape": list(self.x.shape[1:]),
+            "num_classes_present": int(np.unique(labels).size),
+            "first_index": int(self.indices[0]) if len(self) else None,
+            "last_index": int(self.indices[-1]) if len(self) else None,
+            "fingerprint": self.fingerprint(),
+        }
+
+
+def load_selection(
+    data: str | Path,
+    *,
+    dataset: str,
+    split: str = "test",
+    limit: int | None = None,
+    per_class: int | None = None,
+    root: str | Path | None = None,
+    download: bool = False,
+    progress: ProgressCallback | None = None,
+) -> DataSelection:
+    """Choose images and preprocess them exactly as the seed's test transform does.
+
+    Images always go through the deterministic test transform, whatever the split. The PIL stage
+    (crop/resize) runs per image; ``ToTensor`` + ``Normalize`` run on the stacked batch, which gives
+    the same bits as torchvision's per-image path.
+
+    Args:
+        data: A dataset name (``"cifar10"``, ``"cifar100"``, ``"gtsrb"``) or a path to an ``.npz``.
+        dataset: The model's dataset; ``data`` must fit it.
+        split: Dataset split for a dataset name (ignored for an ``.npz``).
+        limit: See :func:`select_indices`.
+        per_class: See :func:`select_indices`.
+        root: Data root for a dataset name; default :func:`default_data_root`.
+        download: Let torchvision download a missing dataset.
+        progress: Called as ``progress(done, total)`` while images are decoded.
+
+    Raises:
+        UnknownDatasetError: ``dataset`` is unknown, or ``data`` is neither a dataset name nor a file.
+        DatasetError: the data does not fit the model's dataset, is missing or malformed.
+    """
+    info = dataset_info(dataset)
+    data_str = str(data)
+    if data_str in list_datasets():
+        if data_str != dataset:
+            other = dataset_info(data_str)
+            raise DatasetError(
+                f"Data {data_str!r} does not fit a {dataset} model: expected {dataset} images "
+                f"({'×'.join(map(str, info.input_size))}, {info.num_classes} classes), found {data_str} "
+                f"({'×'.join(map(str, other.input_size))}, {other.num_classes} classes). "
+                f"Use data {dataset!r} or an .npz of {dataset} images."
+            )
+        root_path = Path(root).expanduser() if root is not None else default_data_root()
+        ds = open_raw_dataset(data_str, split, root=root_path, download=download)
+        source = f"{data_str} {split} split (torchvision) under {root_path}"
+        kind, sel_split = "torchvision", split
+
+        def raw(i: int) -> Any:
+            return ds[i][0]
+
+    else:
+        path = Path(data_str).expanduser()
+        if path.suffix.lower() != ".npz" and not path.exists():
+            raise UnknownDatasetError(
+                f"Data {data_str!r} is neither a dataset name nor an existing .npz file. "
+                + unknown_dataset_message(data_str)
+            )
+        ds = NpzDataset(path, dataset)
+        source = f"npz file {path.resolve()}"
+        kind, sel_split = "npz", None
+        raw = ds.image
+
+    labels = dataset_labels(ds)
+    indices = select_indices(labels, limit=limit, per_class=per_class)
+    pil_stage, normalizers = split_at_to_tensor(test_transform(dataset))
+    _, h, w = info.input_size
+    pixels = np.empty((indices.size, h, w, 3), dtype=np.uint8)
+    total = int(indices.size)
+    step = max(1, total // 100)
+    for k, i in enumerate(indices.tolist()):
+        img = raw(i)
+        for t in pil_stage:
+            img = t(img)
+        if img.mode != "RGB" or img.size != (w, h):
+            raise DatasetError(
+                f"Image {i} of {source} is {img.mode} {img.size[0]}×{img.size[1]} after the test transform's "
+                f"PIL stage; expected RGB {w}×{h}."
+            )
+        pixels[k] = np.asarray(img)
+        if progress is not None and ((k + 1) % step == 0 or k + 1 == total):
+            progress(k + 1, total)
+    x = batch_to_tensor(pixels, normalizers)
+    del pixels
+    sample_ids = indices
+    if isinstance(ds, NpzDataset) and ds.idx is not None:
+        sample_ids = ds.idx[indices]
+    return DataSelection(
+        x=x,
+        y=torch.from_numpy(labels[indices].copy()),
+        indices=indices,
+        source=source,
+        dataset=dataset,
+        kind=kind,
+        split=sel_split,
+        sample_ids=sample_ids,
+        limit=limit,
+        per_class=per_class,
+    )

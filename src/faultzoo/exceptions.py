@@ -1,0 +1,56 @@
+"""Exception hierarchy: every error faultzoo raises derives from FaultzooError.
+
+Each class also derives from the builtin a caller would naturally catch
+(ValueError, OSError, ...), so ``except ValueError`` keeps working.
+Messages follow one shape: what failed, the subject, expected vs found, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class FaultzooError(Exception):
+    """Base class of all faultzoo errors."""
+
+
+class UnknownModelError(FaultzooError, ValueError):
+    """A model id that is not in the registry."""
+
+
+class UnknownDatasetError(FaultzooError, ValueError):
+    """A dataset name that faultzoo does not know."""
+
+
+class WeightsUnavailableError(FaultzooError, OSError):
+    """No source (cache, mirror, URL) could provide a checkpoint."""
+
+
+class IntegrityError(FaultzooError, OSError):
+    """A file whose sha256 differs from the expected one."""
+
+
+class CheckpointError(FaultzooError, ValueError):
+    """A checkpoint that does not fit the model (missing/unexpected keys, shapes, format)."""
+
+
+class DatasetError(FaultzooError, ValueError):
+    """A dataset that is missing, malformed or does not fit the model."""
+
+
+class FaultListFormatError(FaultzooError, ValueError):
+    """A fault-list file that cannot be parsed or does not fit the model (names file and row)."""
+
+
+class FaultError(FaultzooError, ValueError):
+    """A fault that cannot be applied (bad layer, index, bit or kind)."""
+
+
+class CampaignMismatchError(FaultzooError, ValueError):
+    """Resuming a campaign with a different model, weights, fault list or data selection."""
+
+
+class SchemaVersionError(FaultzooError, RuntimeError):
+    """A result store written by an incompatible schema version."""
+
+
+class ExactnessError(FaultzooError, RuntimeError):
+    """A numerical assumption that an exact engine relies on does not hold."""

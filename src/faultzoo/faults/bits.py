@@ -1,0 +1,161 @@
+"""Bit-level operations on IEEE-754 words through integer views (float32, float16, bfloat16, float64).
+
+Bits are numbered on the word read as an unsigned integer: bit 0 is the mantissa LSB and the
+highest bit is the sign. binary32: 0-22 mantissa, 23-30 exponent, 31 sign; binary16: 0-9, 10-14,
+15; bfloat16: 0-6, 7-14, 15.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import torch
+
+from faultzoo.exceptions import FaultError
+from faultzoo.faults.model import FaultKind, _as_kind
+
+
+class BitLayout(NamedTuple):
+    """Where the fields of one floating-point format sit in its word."""
+
+    width: int
+    mantissa: range
+    exponent: range
+    sign: int
+
+
+# Same-width signed integer type for each float type: .view() reinterprets the bytes, no copy.
+_INT_VIEW: dict[torch.dtype, torch.dtype] = {
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float64: torch.int64,
+}
+
+LAYOUTS: dict[torch.dtype, BitLayout] = {
+    torch.float32: BitLayout(32, range(0, 23), range(23, 31), 31),
+    torch.float16: BitLayout(16, range(0, 10), range(10, 15), 15),
+    torch.bfloat16: BitLayout(16, range(0, 7), range(7, 15), 15),
+    torch.float64: BitLayout(64, range(0, 52), range(52, 63), 63),
+}
+
+
+def _check_dtype(dtype: torch.dtype) -> None:
+    if dtype not in _INT_VIEW:
+        supported = ", ".join(str(d).removeprefix("torch.") for d in _INT_VIEW)
+        raise FaultError(f"Cannot inject into a {dtype} tensor: bit faults are defined for {supported}.")
+
+
+def word_width(dtype: torch.dtype) -> int:
+    """Bits per stored word of a floating-point dtype (32 for float32)."""
+    _check_dtype(dtype)
+    return LAYOUTS[dtype].width
+
+
+def int_view_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The signed integer dtype of the same width, used to read a float's bits."""
+    _check_dtype(dtype)
+    return _INT_VIEW[dtype]
+
+
+def bit_field(dtype: torch.dtype, bit: int) -> str:
+    """``"sign"``, ``"exponent"`` or ``"mantissa"`` for a bit of a dtype's word."""
+    layout = LAYOUTS[dtype] if dtype in LAYOUTS else None
+    if layout is None or not 0 <= bit < layout.width:
+        raise FaultError(f"Bit {bit} is outside the {word_width(dtype)}-bit word of {dtype}.")
+    if bit == layout.sign:
+        return "sign"
+    return "exponent" if bit in layout.exponent else "mantissa"
+
+
+def bit_mask(bits: Iterable[int], width: int) -> int:
+    """The mask of some bits as a *signed* integer of the given width (torch has no uint32)."""
+    mask = 0
+    for bit in bits:
+        if not 0 <= bit < width:
+            raise FaultError(f"Bit {bit} is outside a {width}-bit word; valid bits are 0..{width - 1}.")
+        mask |= 1 << bit
+    # Two's complement: a mask with the sign bit set is negative in the signed view.
+    return mask - (1 << width) if mask >= 1 << (width - 1) else mask
+
+
+def corrupt(values: torch.Tensor, bits: Iterable[int] | int, kind: FaultKind | str = FaultKind.BITFLIP) -> torch.Tensor:
+    """A new tensor with the fault applied to every element, through an integer view.
+
+    Args:
+        values: float32, float16, bfloat16 or float64 tensor (any shape, 0-d included).
+        bits: bit numbers of the word (0 = mantissa LSB).
+        kind: bitflip (XOR), stuck-at-0 (clear) or stuck-at-1 (set).
+
+    Returns:
+        A tensor of the same dtype, shape and device; ``values`` is left untouched.
+    """
+    kind = _as_kind(kind)
+    int_dtype = int_view_dtype(values.dtype)
+    width = LAYOUTS[values.dtype].width
+    mask_value = bit_mask((bits,) if isinstance(bits, int) else bits, width)
+    words = values.detach().contiguous().view(int_dtype)
+    mask = torch.tensor(mask_value, dtype=int_dtype, device=values.device)
+    if kind is FaultKind.BITFLIP:
+        out = torch.bitwise_xor(words, mask)
+    elif kind is FaultKind.STUCK_AT_0:
+        out = torch.bitwise_and(words, torch.bitwise_not(mask))
+    else:
+        out = torch.bitwise_or(words, mask)
+    return out.view(values.dtype)
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors hold bit-identical words (NaN payloads and -0.0 included)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    int_dtype = int_view_dtype(a.dtype)
+    return bool(torch.equal(a.detach().contiguous().view(int_dtype), b.detach().contiguous().view(int_dtype)))
+
+
+def word_bits(value: torch.Tensor) -> int:
+    """The stored word of a one-element tensor as an unsigned integer (for display and tests)."""
+    if value.numel() != 1:
+        raise FaultError(f"word_bits needs a one-element tensor, found shape {tuple(value.shape)}.")
+    width = word_width(value.dtype)
+    raw = int(value.detach().reshape(()).contiguous().view(int_view_dtype(value.dtype)).item())
+    return raw % (1 << width)
+
+
+_RANGE_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+def parse_bits(spec: str | Iterable[int] | None, width: int | None = None) -> tuple[int, ...] | None:
+    """Parse a bit selection such as ``"31"``, ``"23-30"`` or ``"0-7,23-31"`` into sorted unique bits.
+
+    Args:
+        spec: the text (ranges are inclusive), an iterable of ints, or None (no restriction).
+        width: if given, every bit must be below it.
+
+    Returns:
+        Sorted unique bits, or None when ``spec`` is None.
+    """
+    if spec is None:
+        return None
+    bits: set[int] = set()
+    if isinstance(spec, str):
+        for part in spec.split(","):
+            match = _RANGE_PART.match(part)
+            if not match:
+                raise FaultError(f"Bad bit range {part.strip()!r} in {spec!r}; write e.g. '31', '23-30' or '0-7,31'.")
+            lo = int(match.group(1))
+            hi = int(match.group(2)) if match.group(2) is not None else lo
+            if hi < lo:
+                raise FaultError(f"Bad bit range {part.strip()!r} in {spec!r}: the end is below the start.")
+            bits.update(range(lo, hi + 1))
+    else:
+        bits.update(int(b) for b in spec)
+    if not bits:
+        raise FaultError(f"The bit selection {spec!r} selects no bit.")
+    limit = width if width is not None else 64
+    bad = sorted(b for b in bits if not 0 <= b < limit)
+    if bad:
+        raise FaultError(f"Bits {bad} are outside the {limit}-bit word; valid bits are 0..{limit - 1}.")
+    return tuple(sorted(bits))

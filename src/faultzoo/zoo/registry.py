@@ -1,0 +1,178 @@
+"""The model registry: ids like ``cifar10/resnet20`` -> architecture + weights descriptor."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from faultzoo import _hub
+from faultzoo.exceptions import UnknownModelError
+from faultzoo.zoo.architectures import all_architectures
+from faultzoo.zoo.checkpoints import load_state_strict, read_checkpoint
+from faultzoo.zoo.weights import WEIGHTS, Weights
+
+WeightsArg = str | os.PathLike | Weights | None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a study needs to know about a zoo model before loading it."""
+
+    model_id: str
+    dataset: str
+    architecture: str
+    num_classes: int
+    input_size: tuple[int, int, int]
+    num_params: int  # every parameter element (weights, biases, BN affine)
+    num_weights: int  # elements of tensors with dim >= 2: the upstream fault population unit
+    weights: Weights | None
+
+    @property
+    def claimed_top1(self) -> float | None:
+        return self.weights.claimed_top1 if self.weights else None
+
+    def to_dict(self) -> dict:
+        return {
+            "model_id": self.model_id, "dataset": self.dataset, "architecture": self.architecture,
+            "num_classes": self.num_classes, "input_size": list(self.input_size), "num_params": self.num_params,
+            "num_weights": self.num_weights, "claimed_top1": self.claimed_top1,
+            "weights": self.weights.to_dict() if self.weights else None,
+        }
+
+
+@dataclass(frozen=True)
+class ModelProvenance:
+    """Attached to every model get_model returns (``model.faultzoo``): which function, which weights."""
+
+    model_id: str
+    weights_source: str  # "untrained", a URL/descriptor name, or a file path
+    weights_file_sha256: str | None
+    state_sha256: str  # hash of the loaded tensors themselves: identifies the function computed
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@cache
+def _table() -> dict[str, Callable[[], nn.Module]]:
+    return all_architectures()
+
+
+def list_models(dataset: str | None = None, pattern: str | None = None) -> list[str]:
+    """Sorted model ids, optionally of one dataset and/or matching a glob pattern (``'*/resnet*'``)."""
+    ids = sorted(_table())
+    if dataset is not None:
+        ids = [i for i in ids if i.split("/", 1)[0] == dataset]
+    if pattern is not None:
+        ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
+    return ids
+
+
+def _builder(model_id: str) -> Callable[[], nn.Module]:
+    table = _table()
+    if model_id not in table:
+        close = difflib.get_close_matches(model_id, list(table), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownModelError(f"Unknown model {model_id!r}.{hint} Run `faultzoo models` to list the {len(table)} models.")
+    return table[model_id]
+
+
+@cache
+def model_info(model_id: str) -> ModelInfo:
+    """Dataset, classes, input size, parameter and weight counts, weights descriptor and claimed top-1."""
+    from faultzoo.data import dataset_info
+
+    build = _builder(model_id)
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        model = build()
+    dataset = model_id.split("/", 1)[0]
+    info = dataset_info(dataset)
+    return ModelInfo(
+        model_id=model_id,
+        dataset=dataset,
+        architecture=type(model).__name__,
+        num_classes=info.num_classes,
+        input_size=tuple(info.input_size),
+        num_params=sum(p.numel() for p in model.parameters()),
+        num_weights=sum(p.numel() for p in model.parameters() if p.dim() >= 2),
+        weights=WEIGHTS.get(model_id),
+    )
+
+
+def state_sha256(model: nn.Module) -> str:
+    """sha256 over names, dtypes, shapes and bytes of the state dict, in order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def get_model(model_id: str, weights: WeightsArg = "default", *, progress: bool = False) -> nn.Module:
+    """Build a zoo model in eval mode.
+
+    Args:
+        model_id: e.g. ``"cifar10/resnet20"``; see :func:`list_models`.
+        weights: ``"default"`` for the upstream checkpoint (downloaded once into the cache, or read
+            from ``FAULTZOO_MIRROR``), ``None`` for an untrained network, a path to a checkpoint of
+            your own, or a :class:`Weights` descriptor.
+        progress: show a download progress bar on stderr.
+
+    Raises:
+        UnknownModelError, WeightsUnavailableError, IntegrityError, CheckpointError.
+    """
+    model = _builder(model_id)()
+    if weights is None:
+        source, file_hash = "untrained", None
+    else:
+        path, fmt, source, file_hash = _resolve_weights(model_id, weights, progress)
+        load_state_strict(model, read_checkpoint(path, fmt), source=str(path))
+    model.eval()
+    model.faultzoo = ModelProvenance(model_id, source, file_hash, state_sha256(model))
+    return model
+
+
+def _resolve_weights(model_id: str, weights: WeightsArg, progress: bool) -> tuple[Path, str, str, str]:
+    if isinstance(weights, str) and weights == "default":
+        if model_id not in WEIGHTS:
+            raise UnknownModelError(f"Model {model_id!r} has no published weights; use weights=None or a path.")
+        weights = WEIGHTS[model_id]
+    if isinstance(weights, Weights):
+        path = _hub.fetch_file(weights.urls, weights.sha256, weights.filename,
+                               progress=_progress_bar(weights.filename) if progress else None)
+        return path, weights.checkpoint_format, weights.urls[0], _hub.sha256_file(path)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise UnknownModelError(
+            f"weights={str(weights)!r} is neither 'default', None nor an existing checkpoint file."
+        )
+    return path, "auto", str(path.resolve()), _hub.sha256_file(path)
+
+
+def _progress_bar(name: str) -> Callable[[int, int | None], None]:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   transient=True)
+    task = None
+
+    def update(done: int, total: int | None) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(name, total=total)
+        bar.update(task, completed=done)
+        if total is not None and done >= total:
+            bar.stop()
+
+    return update
