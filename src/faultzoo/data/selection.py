@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from faultzoo.data.info import dataset_info, list_datasets, unknown_dataset_message
 from faultzoo.data.sources import NpzDataset, dataset_labels, default_data_root, open_raw_dataset
@@ -102,16 +103,17 @@ class DataSelection:
                 f"{tuple(self.x.shape)} (contiguous={self.x.is_contiguous()})."
             )
         if self.y.dtype != torch.int64 or tuple(self.y.shape) != (n,):
-            raise DatasetError(f"DataSelection.y must be int64 of shape ({n},), found {self.y.dtype} {tuple(self.y.shape)}.")
+            raise DatasetError(
+                f"DataSelection.y must be int64 of shape ({n},), found {self.y.dtype} {tuple(self.y.shape)}."
+            )
+        # Own read-only copies: the fingerprint must keep describing what the tensors were built from.
         indices = np.array(self.indices, dtype=np.int64)
-        ids = indices if self.sample_ids is None else np.array(self.sample_ids, dtype=np.int64)
+        ids = np.array(self.indices if self.sample_ids is None else self.sample_ids, dtype=np.int64)
         if indices.shape != (n,) or ids.shape != (n,):
             raise DatasetError(
                 f"DataSelection.indices/sample_ids must have shape ({n},), found {indices.shape}/{ids.shape}."
             )
-        # Own read-only copies: the fingerprint must keep describing what the tensors were built from.
         indices.flags.writeable = False
-        ids = ids.copy() if ids is indices else ids
         ids.flags.writeable = False
         object.__setattr__(self, "indices", indices)
         object.__setattr__(self, "sample_ids", ids)
@@ -196,36 +198,7 @@ def load_selection(
         DatasetError: the data does not fit the model's dataset, is missing or malformed.
     """
     info = dataset_info(dataset)
-    data_str = str(data)
-    if data_str in list_datasets():
-        if data_str != dataset:
-            other = dataset_info(data_str)
-            raise DatasetError(
-                f"Data {data_str!r} does not fit a {dataset} model: expected {dataset} images "
-                f"({'×'.join(map(str, info.input_size))}, {info.num_classes} classes), found {data_str} "
-                f"({'×'.join(map(str, other.input_size))}, {other.num_classes} classes). "
-                f"Use data {dataset!r} or an .npz of {dataset} images."
-            )
-        root_path = Path(root).expanduser() if root is not None else default_data_root()
-        ds = open_raw_dataset(data_str, split, root=root_path, download=download)
-        source = f"{data_str} {split} split (torchvision) under {root_path}"
-        kind, sel_split = "torchvision", split
-
-        def raw(i: int) -> Any:
-            return ds[i][0]
-
-    else:
-        path = Path(data_str).expanduser()
-        if path.suffix.lower() != ".npz" and not path.exists():
-            raise UnknownDatasetError(
-                f"Data {data_str!r} is neither a dataset name nor an existing .npz file. "
-                + unknown_dataset_message(data_str)
-            )
-        ds = NpzDataset(path, dataset)
-        source = f"npz file {path.resolve()}"
-        kind, sel_split = "npz", None
-        raw = ds.image
-
+    ds, raw, source, kind, sel_split = _open_source(data, dataset, split, root, download)
     labels = dataset_labels(ds)
     indices = select_indices(labels, limit=limit, per_class=per_class)
     pil_stage, normalizers = split_at_to_tensor(test_transform(dataset))
@@ -234,7 +207,10 @@ def load_selection(
     total = int(indices.size)
     step = max(1, total // 100)
     for k, i in enumerate(indices.tolist()):
-        img = raw(i)
+        try:
+            img = raw(i)
+        except OSError as exc:  # a missing or truncated image file in a dataset folder
+            raise DatasetError(f"Cannot decode image {i} of {source}: {exc}.") from exc
         for t in pil_stage:
             img = t(img)
         if img.mode != "RGB" or img.size != (w, h):
@@ -262,3 +238,31 @@ def load_selection(
         limit=limit,
         per_class=per_class,
     )
+
+
+def _open_source(
+    data: str | Path, dataset: str, split: str, root: str | Path | None, download: bool
+) -> tuple[Any, Callable[[int], Image.Image], str, str, str | None]:
+    """Open ``data`` for a ``dataset`` model: (dataset object, raw PIL image getter, source text, kind, split)."""
+    data_str = str(data)
+    if data_str in list_datasets():
+        if data_str != dataset:
+            want, found = dataset_info(dataset), dataset_info(data_str)
+            raise DatasetError(
+                f"Data {data_str!r} does not fit a {dataset} model: expected {dataset} images "
+                f"({'×'.join(map(str, want.input_size))}, {want.num_classes} classes), found {data_str} "
+                f"({'×'.join(map(str, found.input_size))}, {found.num_classes} classes). "
+                f"Use data {dataset!r} or an .npz of {dataset} images."
+            )
+        root_path = (Path(root).expanduser() if root is not None else default_data_root()).resolve()
+        tv = open_raw_dataset(data_str, split, root=root_path, download=download)
+        source = f"{data_str} {split} split (torchvision) under {root_path}"
+        return tv, lambda i: tv[i][0], source, "torchvision", split
+    path = Path(data_str).expanduser()
+    if path.suffix.lower() != ".npz" and not path.exists():
+        raise UnknownDatasetError(
+            f"Data {data_str!r} is neither a dataset name nor an existing .npz file. "
+            + unknown_dataset_message(data_str)
+        )
+    npz = NpzDataset(path, dataset)
+    return npz, npz.image, f"npz file {path.resolve()}", "npz", None

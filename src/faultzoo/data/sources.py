@@ -21,11 +21,14 @@ __all__ = ["NpzDataset", "dataset_labels", "default_data_root", "load_dataset"]
 
 SPLITS = ("test", "train")
 
-# Where torchvision looks under the root, to tell the user what is missing.
+# Where torchvision looks under the root, per (dataset, split), to tell the user what is missing.
 _EXPECTED_LAYOUT = {
-    "cifar10": "cifar-10-batches-py/",
-    "cifar100": "cifar-100-python/",
-    "gtsrb": "gtsrb/GTSRB/Final_Test/Images/ and gtsrb/GT-final_test.csv (test), gtsrb/GTSRB/Training/ (train)",
+    ("cifar10", "test"): "cifar-10-batches-py/test_batch",
+    ("cifar10", "train"): "cifar-10-batches-py/data_batch_1..5",
+    ("cifar100", "test"): "cifar-100-python/test",
+    ("cifar100", "train"): "cifar-100-python/train",
+    ("gtsrb", "test"): "gtsrb/GTSRB/Final_Test/Images/*.ppm and gtsrb/GT-final_test.csv",
+    ("gtsrb", "train"): "gtsrb/GTSRB/Training/<class>/*.ppm",
 }
 
 
@@ -65,16 +68,18 @@ def open_raw_dataset(name: str, split: str = "test", *, root: str | Path | None 
             return tvd.CIFAR100(str(root_path), train=train, download=download)
         return tvd.GTSRB(str(root_path), split=split, download=download)
     except (RuntimeError, OSError) as exc:
-        # torchvision says "Dataset not found or corrupted" (RuntimeError), or a file open fails (OSError).
+        # torchvision raises RuntimeError("Dataset not found or corrupted ...") when its files are absent or
+        # fail their checksum, and an OSError when a file it opens is missing (GTSRB's csv).
+        detail = f" ({exc})" if isinstance(exc, OSError) else ""
         remedy = (
             "The download failed; check the network or fetch the files by hand."
             if download
-            else "Pass download=True (CLI: --download) to fetch it, or set FAULTZOO_DATA (CLI: --data-root) "
-            "to a folder that already holds it."
+            else "Pass download=True (CLI: --download) to fetch it, or point root= (CLI: --data-root) or FAULTZOO_DATA "
+            "at a folder that already holds it."
         )
         raise DatasetError(
-            f"{name} {split} split not found or incomplete under data root {str(root_path)!r} "
-            f"(torchvision expects {_EXPECTED_LAYOUT[name]} there): {exc}. {remedy}"
+            f"{name} {split} split not found, incomplete or corrupted under data root {str(root_path)!r}: "
+            f"expected {_EXPECTED_LAYOUT[name, split]} there{detail}. {remedy}"
         ) from exc
 
 

@@ -33,6 +33,10 @@ def test_transform(name: str) -> T.Compose:
     return T.Compose([T.Resize([50, 50]), T.ToTensor(), normalize])
 
 
+# pytest collects any imported callable named test_*; this one is not a test.
+test_transform.__test__ = False  # type: ignore[attr-defined]
+
+
 def train_transform(name: str) -> T.Compose:
     """The seed's training transform (random augmentations, then the same normalisation as the test one).
 
@@ -94,7 +98,8 @@ def batch_to_tensor(images: np.ndarray, normalizers: Sequence[T.Normalize]) -> t
     """
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"expected a uint8 N×H×W×C array, found {images.dtype} with shape {images.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+    nchw = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    x = nchw.to(torch.float32, memory_format=torch.contiguous_format)
     x.div_(255)
     for norm in normalizers:
         # In place: torchvision's Normalize also ends in sub_/div_, just after a clone we do not need.
@@ -113,5 +118,5 @@ def to_nhwc(x: torch.Tensor) -> np.ndarray:
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.dtype != torch.float32:
         found = f"{x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"to_nhwc expects a float32 N×C×H×W tensor, found {found}")
-    out = x.detach().cpu().permute(0, 2, 3, 1).contiguous().numpy()
-    return np.ascontiguousarray(out)
+    # clone, not contiguous(): a channels-last tensor is already NHWC-contiguous and would be shared, not copied.
+    return x.detach().cpu().permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format).numpy()

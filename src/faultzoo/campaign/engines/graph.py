@@ -1,0 +1,233 @@
+"""The model as a dataflow graph (torch.fx): what a weight fault can reach, and how to re-run only that.
+
+A fault in the weights of one layer changes that layer's output and everything downstream of it;
+every other value in the network stays golden. :class:`GraphPlan` works out, for each layer,
+the nodes to recompute, the golden values those nodes read, and the points where every
+still-needed faulty value is a single tensor (where a row equal to golden is provably masked).
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+# In-place operators and their out-of-place twins. The engine caches golden activations and
+# feeds them back into the graph; an in-place op would silently edit a cached value.
+_OUT_OF_PLACE_FUNCTIONS = {
+    operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+    operator.itruediv: operator.truediv,
+}
+
+
+def prepare_graph(model: nn.Module) -> fx.GraphModule:
+    """A traced copy of ``model`` with every in-place operation made out-of-place (same values)."""
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        if hasattr(module, "inplace") and isinstance(module.inplace, bool):
+            module.inplace = False
+    gm = fx.symbolic_trace(model)
+    for node in gm.graph.nodes:
+        if node.op == "call_function":
+            if node.target in _OUT_OF_PLACE_FUNCTIONS:
+                node.target = _OUT_OF_PLACE_FUNCTIONS[node.target]
+            if node.kwargs.get("inplace"):
+                node.kwargs = {**node.kwargs, "inplace": False}
+        elif node.op == "call_method" and isinstance(node.target, str) and node.target.endswith("_") \
+                and not node.target.startswith("_") and hasattr(torch.Tensor, node.target[:-1]):
+            node.target = node.target[:-1]  # x.relu_() -> x.relu()
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
+class Executor:
+    """Runs single fx nodes given an environment of already computed values."""
+
+    def __init__(self, gm: fx.GraphModule):
+        self.gm = gm
+        self.modules = dict(gm.named_modules())
+
+    def fetch(self, target: str):
+        obj = self.gm
+        for part in target.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def run(self, node: fx.Node, env: dict[fx.Node, object]):
+        args = fx.node.map_arg(node.args, lambda n: env[n])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+        if node.op == "call_module":
+            return self.modules[node.target](*args, **kwargs)
+        if node.op == "call_function":
+            return node.target(*args, **kwargs)
+        if node.op == "call_method":
+            obj, *rest = args
+            return getattr(obj, node.target)(*rest, **kwargs)
+        if node.op == "get_attr":
+            return self.fetch(node.target)
+        if node.op == "output":
+            return args[0]
+        raise RuntimeError(f"cannot execute fx node {node.op} {node.name}")
+
+
+@dataclass
+class LayerProgram:
+    """How to recompute the network after a fault in the parameters of one module call."""
+
+    node: fx.Node  # the call_module node whose parameter is faulty
+    module: nn.Module
+    steps: list[fx.Node]  # downstream nodes in execution order, ending with the output node
+    externals: set[fx.Node]  # golden values the steps read
+    checks: dict[fx.Node, fx.Node] = field(default_factory=dict)  # after step -> the single live faulty node
+    frees: dict[fx.Node, list[fx.Node]] = field(default_factory=dict)  # after step -> values no longer needed
+
+    @property
+    def fast_kind(self) -> str:
+        """'conv' / 'linear': the faulty output can be recomputed for a few output channels only."""
+        m = self.module
+        if isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and isinstance(m.padding, tuple):
+            return "conv"
+        if isinstance(m, nn.Linear):
+            return "linear"
+        return "module"
+
+
+class GraphPlan:
+    """Static analysis of a prepared graph: which layers can be re-run from a cached input."""
+
+    def __init__(self, gm: fx.GraphModule, probe: torch.Tensor):
+        self.gm = gm
+        self.nodes = list(gm.graph.nodes)
+        self.order = {n: i for i, n in enumerate(self.nodes)}
+        self.executor = Executor(gm)
+        self.output = next(n for n in self.nodes if n.op == "output")
+        placeholders = [n for n in self.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1:
+            raise ValueError(f"expected a model with one input, found {len(placeholders)}")
+        self._param_nodes = self._map_parameters()
+        self._programs: dict[str, LayerProgram | None] = {}
+        self.tensors: set[fx.Node] = set()
+        self.batched, self.batch_dependent_scalars = self._probe(probe)
+
+    def _probe(self, probe: torch.Tensor) -> tuple[set[fx.Node], set[fx.Node]]:
+        """Run two small batches (2 and 3 rows) to learn which node values carry one row per image
+        (tensors whose first dimension is the batch) and which non-tensor values change with
+        the batch size (such values cannot be reused from the golden run)."""
+        _, a = self.run_golden(probe[:2], set(self.nodes))
+        _, b = self.run_golden(probe[:3], set(self.nodes))
+        batched, scalars = set(), set()
+        for node in self.nodes:
+            va, vb = a.get(node), b.get(node)
+            if isinstance(va, torch.Tensor) and isinstance(vb, torch.Tensor):
+                self.tensors.add(node)
+                if va.dim() >= 1 and va.shape[0] == 2 and vb.shape[0] == 3:
+                    batched.add(node)
+            elif node.op != "output" and va != vb:
+                scalars.add(node)
+        return batched, scalars
+
+    def _map_parameters(self) -> dict[str, list[fx.Node]]:
+        """Parameter name -> nodes that read it (call_module of its owner, or get_attr)."""
+        uses: dict[str, list[fx.Node]] = {}
+        params = dict(self.gm.named_parameters(remove_duplicate=False))
+        owner = {name: name.rsplit(".", 1)[0] if "." in name else "" for name in params}
+        for node in self.nodes:
+            if node.op == "call_module":
+                for name, mod in owner.items():
+                    if mod == node.target:
+                        uses.setdefault(name, []).append(node)
+            elif node.op == "get_attr":
+                for name in params:
+                    if name == node.target or name.startswith(node.target + "."):
+                        uses.setdefault(name, []).append(node)
+        return uses
+
+    def program_for(self, param: str) -> LayerProgram | None:
+        """The recomputation program of a parameter, or None if the fast path cannot handle it
+        (parameter shared by several calls, read through get_attr, or not used at all)."""
+        if param not in self._programs:
+            self._programs[param] = self._build_program(param)
+        return self._programs[param]
+
+    def _build_program(self, param: str) -> LayerProgram | None:
+        users = self._param_nodes.get(param, [])
+        if len(users) != 1 or users[0].op != "call_module" or users[0] not in self.batched:
+            return None
+        node = users[0]
+        affected = self._descendants(node)
+        steps = [n for n in self.nodes if n in affected]
+        faulty = affected | {node}
+        externals = {a for s in steps for a in s.all_input_nodes if a not in faulty}
+        if externals & self.batch_dependent_scalars or any(n not in self.batched for n in node.all_input_nodes):
+            return None  # e.g. a value computed from x.size(0): it would not fit a repacked batch
+        last_use = {n: max(self.order[u] for u in n.users) if n.users else self.order[n] for n in faulty}
+        program = LayerProgram(node, self.executor.modules[node.target], steps, externals)
+        # After each step, which faulty values are still needed later? When that is exactly one tensor
+        # node, rows whose tensor equals the golden one can only produce golden logits: masked.
+        executed: list[fx.Node] = [node]
+        for step in [node, *steps]:
+            if step is not node:
+                executed.append(step)
+            position = self.order[step]
+            live = [n for n in executed if last_use[n] > position]
+            dead = [n for n in executed if last_use[n] <= position and n is not self.output]
+            if dead:
+                program.frees[step] = dead
+                executed = [n for n in executed if n not in dead]
+            # Non-tensor values (sizes) do not depend on a row's data: they cannot unmask a row.
+            live_rows = [n for n in live if n in self.batched]
+            others_are_scalars = all(n not in self.tensors for n in live if n not in self.batched)
+            if len(live_rows) == 1 and others_are_scalars and step is not self.output:
+                program.checks[step] = live_rows[0]
+        return program
+
+    def _descendants(self, node: fx.Node) -> set[fx.Node]:
+        seen: set[fx.Node] = set()
+        stack = list(node.users)
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(n.users)
+        return seen
+
+    def golden_nodes(self, programs: Iterable[LayerProgram]) -> set[fx.Node]:
+        """Nodes whose golden values must be cached to run these programs."""
+        needed: set[fx.Node] = set()
+        for p in programs:
+            needed |= set(p.node.all_input_nodes) | {p.node} | p.externals | set(p.checks.values())
+        needed.discard(self.output)
+        return needed
+
+    def run_golden(self, x: torch.Tensor, keep: set[fx.Node]) -> tuple[torch.Tensor, dict[fx.Node, object]]:
+        """Full forward of one batch; returns the logits and the values of ``keep``."""
+        env: dict[fx.Node, object] = {}
+        kept: dict[fx.Node, object] = {}
+        last_use = {n: max((self.order[u] for u in n.users), default=-1) for n in self.nodes}
+        for i, node in enumerate(self.nodes):
+            env[node] = x if node.op == "placeholder" else self.executor.run(node, env)
+            if node in keep:
+                kept[node] = env[node]
+            for arg in node.all_input_nodes:
+                if last_use[arg] <= i and arg in env:
+                    del env[arg]
+        return env[self.output], kept
+
+
+def stacked_rows_output(module: nn.Module, kind: str, inp: torch.Tensor, weight_rows: torch.Tensor,
+                        bias_rows: torch.Tensor | None) -> torch.Tensor:
+    """Output channels of a conv/linear layer for a stack of (possibly faulty) weight rows.
+
+    The k-th output channel is computed with ``weight_rows[k]``; for a layer with groups the caller
+    passes the input channels of the right group and one row at a time.
+    """
+    if kind == "conv":
+        return F.conv2d(inp, weight_rows, bias_rows, module.stride, module.padding, module.dilation, 1)
+    return F.linear(inp, weight_rows, bias_rows)

@@ -1,0 +1,249 @@
+"""`faultzoo faultlist`: generate a fault list for a zoo model, or convert one between formats."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from faultzoo.cli._common import console
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from faultzoo.faults import FaultList
+
+EXAMPLES = """
+Examples:
+
+  faultzoo faultlist cifar10/resnet32 --format torch -o cifar10_resnet32_torch_FL.csv
+
+  faultzoo faultlist cifar10/vgg11_bn --design layer --error 0.05 --confidence 0.95 -o vgg_layers.csv
+
+  faultzoo faultlist cifar10/resnet20 --design exhaustive --layers conv1 --bits 23-31 -o conv1_exp.csv
+
+  faultzoo faultlist convert cifar10_resnet32_torch_FL.csv --model cifar10/resnet32 --to keras -o keras_FL.csv
+"""
+
+
+class Design(str, Enum):
+    dnn_benchmarks = "dnn-benchmarks"
+    network = "network"
+    layer = "layer"
+    layer_bit = "layer-bit"
+    exhaustive = "exhaustive"
+
+
+class Kind(str, Enum):
+    bitflip = "bitflip"
+    stuck_at_0 = "stuck-at-0"
+    stuck_at_1 = "stuck-at-1"
+
+
+class Format(str, Enum):
+    faultzoo = "faultzoo"
+    torch = "torch"
+    keras = "keras"
+
+
+class Allocation(str, Enum):
+    proportional = "proportional"
+    neyman = "neyman"
+
+
+class _DefaultToGenerate(TyperGroup):
+    """A group whose first argument, when it is not a sub-command, is the MODEL of `generate`.
+
+    So `faultzoo faultlist MODEL ...` and `faultzoo faultlist convert IN ...` both work.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["generate", *args]
+        return super().parse_args(ctx, args)
+
+
+faultlist_app = typer.Typer(
+    cls=_DefaultToGenerate,
+    name="faultlist",
+    help="Fault lists: `faultzoo faultlist MODEL --design ... -o FILE` generates one; "
+         "`faultzoo faultlist convert IN --to keras -o OUT` converts one. See `faultzoo faultlist generate --help`.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _load_model(model_id: str) -> nn.Module:
+    """The zoo model (untrained: a fault list needs shapes only). Imported lazily to keep `--help` fast."""
+    from faultzoo.zoo import get_model
+
+    return get_model(model_id, weights=None)
+
+
+def _weights_sha256(model_id: str) -> str | None:
+    """sha256 of the model's published checkpoint, recorded in the list's metadata (None if unknown)."""
+    try:
+        from faultzoo.zoo import model_info
+    except ImportError:
+        return None
+    weights = model_info(model_id).weights
+    return getattr(weights, "sha256", None) if weights is not None else None
+
+
+def _parse_prior(text: str | None) -> Any:
+    """``0.1`` (every stratum) or ``31=0.6,23-30=0.2`` (per bit)."""
+    if text is None:
+        return None
+    from faultzoo.faults import parse_bits
+
+    try:
+        if "=" not in text:
+            return float(text)
+        prior: dict[int, float] = {}
+        for part in text.split(","):
+            bits, rate = part.split("=", 1)
+            for bit in parse_bits(bits.strip()) or ():
+                prior[bit] = float(rate)
+        return prior
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: write one rate (0.1) or BITS=RATE pairs (31=0.6,23-30=0.2).",
+                                 param_hint="--prior") from None
+
+
+def _check_flags(design: Design, *, kind: Kind, targets: str, layers: str | None, bits: str | None,
+                 n: int | None, allocation: Allocation, prior: str | None) -> None:
+    """Refuse flags that the chosen design would silently ignore."""
+    fixed = {"--kind": kind is not Kind.bitflip, "--targets": targets != "weights", "--layers": layers is not None,
+             "--bits": bits is not None, "--n": n is not None}
+    if design is Design.dnn_benchmarks:
+        for flag, given in fixed.items():
+            if given:
+                raise typer.BadParameter(f"{flag} does not apply to --design dnn-benchmarks (upstream's fixed "
+                                         "population: bit flips on all conv/linear weights); use --design network.",
+                                         param_hint=flag)
+    if design is Design.exhaustive and n is not None:
+        raise typer.BadParameter("--n does not apply to --design exhaustive (every fault is listed).", param_hint="--n")
+    if design is Design.layer and n is not None:
+        raise typer.BadParameter("--n does not apply to --design layer (each layer has its own sample size).",
+                                 param_hint="--n")
+    if design is not Design.layer_bit and (allocation is not Allocation.proportional or prior is not None):
+        flag = "--prior" if prior is not None else "--allocation"
+        raise typer.BadParameter(f"{flag} applies to --design layer-bit only.", param_hint=flag)
+
+
+def summary_table(fault_list: FaultList, *, title: str, output: Path | None = None, fmt: str | None = None) -> Table:
+    """The design summary: N, n, e, t, p, and what was written."""
+    meta = fault_list.meta
+    params = meta.design_params
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+
+    def fmt_num(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    rows = [
+        ("model", meta.model_id or "-"),
+        ("design", meta.design),
+        ("population N", fmt_num(meta.population_size, ",")),
+        ("sample size n", fmt_num(meta.sample_size, ",")),
+        ("faults listed", f"{len(fault_list):,}"),
+        ("error margin e", fmt_num(params.get("error"), "g")),
+        ("t (confidence)", "-" if params.get("t") is None
+         else f"{params['t']:.4g} ({100 * params['confidence']:.2f} %)"),
+        ("p", fmt_num(params.get("p"), "g")),
+        ("strata", f"{len(meta.strata)}" + (f" ({params['allocation']})" if params.get("allocation") else "")),
+        ("seed", "-" if meta.seed is None else str(meta.seed)),
+        ("kind", meta.kind.value if meta.kind is not None else "mixed"),
+        ("targets", ",".join(meta.targets) + (f" [layers {','.join(meta.layers)}]" if meta.layers else "")),
+        ("bits", _bits_text(meta.bits)),
+        ("fingerprint", fault_list.fingerprint()[:16]),
+    ]
+    if output is not None:
+        rows.append(("written", f"{output} ({fmt})"))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _bits_text(bits: tuple[int, ...]) -> str:
+    if not bits:
+        return "-"
+    if list(bits) == list(range(bits[0], bits[-1] + 1)):
+        return f"{bits[0]}-{bits[-1]}" if len(bits) > 1 else str(bits[0])
+    return ",".join(map(str, bits))
+
+
+@faultlist_app.command("generate", epilog=EXAMPLES)
+def generate(
+    model_id: Annotated[str, typer.Argument(metavar="MODEL", help="Model id, e.g. cifar10/resnet32 (see `faultzoo models`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (atomically).")],
+    design: Annotated[Design, typer.Option("--design", help="Sampling design.")] = Design.dnn_benchmarks,
+    error: Annotated[float, typer.Option("--error", help="Error margin e.")] = 0.01,
+    confidence: Annotated[float | None, typer.Option("--confidence", help="Confidence level, e.g. 0.99 (sets t).")] = None,
+    t: Annotated[float | None, typer.Option("--t", help="Normal quantile t instead of --confidence (default 2.58).")] = None,
+    p: Annotated[float, typer.Option("--p", help="Expected failure rate p (0.5: conservative).")] = 0.5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
+    kind: Annotated[Kind, typer.Option("--kind", help="Fault kind.")] = Kind.bitflip,
+    targets: Annotated[str, typer.Option("--targets", help="Tensor groups: weights,bias,bn,bn-stats or all.")] = "weights",
+    layers: Annotated[str | None, typer.Option("--layers", help="Layer name glob(s), comma-separated: 'layer1.*,linear'.")] = None,
+    bits: Annotated[str | None, typer.Option("--bits", help="Bit range(s): '31', '23-30', '0-7,31'.")] = None,
+    n: Annotated[int | None, typer.Option("--n", min=0, help="Sample size instead of the formula (network, layer-bit).")] = None,
+    allocation: Annotated[Allocation, typer.Option("--allocation", help="layer-bit: sample allocation to strata.")] = Allocation.proportional,
+    prior: Annotated[str | None, typer.Option("--prior", help="layer-bit neyman: prior rate(s), '0.1' or '31=0.6,23-30=0.2'.")] = None,
+    max_faults: Annotated[int, typer.Option("--max-faults", min=1, help="exhaustive: refuse lists larger than this.")] = 1_000_000,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format (torch/keras: upstream layouts).")] = Format.faultzoo,
+) -> None:
+    """Generate a fault list for MODEL and print the design summary (N, n, e, t, p)."""
+    from faultzoo.faults import make_fault_list, write_fault_list
+
+    _check_flags(design, kind=kind, targets=targets, layers=layers, bits=bits, n=n, allocation=allocation,
+                 prior=prior)
+    if t is not None and confidence is not None:
+        raise typer.BadParameter("give --t or --confidence, not both.", param_hint="--t/--confidence")
+    model = _load_model(model_id)
+    options: dict[str, Any] = {"model_id": model_id, "weights_sha256": _weights_sha256(model_id)}
+    if design is not Design.exhaustive:
+        options.update(error=error, t=t, confidence=confidence, p=p, seed=seed)
+    if design is not Design.dnn_benchmarks:
+        options.update(kind=kind.value, targets=targets, layers=layers, bits=bits)
+    if design in (Design.network, Design.layer_bit):
+        options["n"] = n
+    if design is Design.layer_bit:
+        options.update(allocation=allocation.value, prior=_parse_prior(prior))
+    if design is Design.exhaustive:
+        options["max_faults"] = max_faults
+    fault_list = make_fault_list(model, design.value, **options)
+    write_fault_list(fault_list, output, format=fmt.value, model=model)
+    console.print(summary_table(fault_list, title=f"fault list for {model_id}", output=output, fmt=fmt.value))
+
+
+@faultlist_app.command("convert")
+def convert(
+    source: Annotated[Path, typer.Argument(metavar="IN", help="Fault list to read (format detected).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (atomically).")],
+    to: Annotated[Format, typer.Option("--to", help="Output format.")] = Format.keras,
+    model_id: Annotated[str | None, typer.Option("--model", help="Model id: needed for Keras lists, and validates every fault.")] = None,
+) -> None:
+    """Convert a fault list between the upstream torch/Keras layouts and the faultzoo format."""
+    from faultzoo.faults import read_fault_list, write_fault_list
+
+    model = _load_model(model_id) if model_id is not None else None
+    if model is None and to is Format.keras:
+        raise typer.BadParameter("converting to Keras needs the model for the layer names: add --model MODEL.",
+                                 param_hint="--model")
+    fault_list = read_fault_list(source, model, model_id=model_id)
+    if model_id is not None and fault_list.meta.weights_sha256 is None:
+        fault_list = fault_list.with_meta(weights_sha256=_weights_sha256(model_id))
+    write_fault_list(fault_list, output, format=to.value, model=model)
+    console.print(summary_table(fault_list, title=f"{source} ({fault_list.meta.source_format}) -> {to.value}",
+                                output=output, fmt=to.value))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `faultzoo faultlist` (generate by default) and `faultzoo faultlist convert`."""
+    app.add_typer(faultlist_app, name="faultlist")

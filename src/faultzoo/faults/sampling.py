@@ -1,0 +1,518 @@
+"""Sampling designs: which faults to inject, and how many, for a stated error margin and confidence.
+
+Every design returns a FaultList whose metadata records its parameters, the population size N,
+the sample size n and, per stratum, N_h and n_h, so an analysis can weight the estimates.
+Sample size (Leveugle et al., DATE 2009, "Statistical fault injection: quantified error and
+confidence")::
+
+    n = N / (1 + e^2 (N - 1) / (t^2 p (1 - p)))
+
+with e the error margin, t the normal quantile of the confidence level and p the expected
+failure rate (0.5 is the conservative choice).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from statistics import NormalDist
+from typing import Any
+
+from torch import nn
+
+from faultzoo.exceptions import FaultError
+from faultzoo.faults.bits import parse_bits
+from faultzoo.faults.model import Fault, FaultKind, FaultList, FaultListMeta, Stratum, _as_kind
+from faultzoo.faults.targets import Target, check_bits_fit, normalize_layers, normalize_targets, select_targets
+
+DEFAULT_ERROR = 0.01
+DEFAULT_T = 2.58  # upstream's value, about 99 % confidence
+DEFAULT_P = 0.5
+DEFAULT_SEED = 42
+UPSTREAM_POPULATION_FACTOR = 64  # 32 bits x 2 stuck-at values, as the upstream generator counts
+UPSTREAM_MAX_TRIES = 1000
+DESIGNS = ("dnn-benchmarks", "network", "layer", "layer-bit", "exhaustive")
+
+
+# --------------------------------------------------------------------------- sample size
+
+
+def t_from_confidence(confidence: float) -> float:
+    """Two-sided normal quantile: 0.95 -> 1.95996, 0.99 -> 2.57583."""
+    if not 0.0 < confidence < 1.0:
+        raise FaultError(f"Confidence must lie strictly between 0 and 1, found {confidence!r} (e.g. 0.99).")
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+
+
+def confidence_from_t(t: float) -> float:
+    """The two-sided confidence level of a normal quantile: 2.58 -> 0.99012."""
+    return 2.0 * NormalDist().cdf(t) - 1.0
+
+
+def resolve_t(t: float | None = None, confidence: float | None = None) -> tuple[float, float]:
+    """(t, confidence) from either one; neither gives upstream's t = 2.58."""
+    if t is not None and confidence is not None:
+        raise FaultError("Give either t or confidence, not both (CLI: --t or --confidence).")
+    if confidence is not None:
+        return t_from_confidence(confidence), float(confidence)
+    t = DEFAULT_T if t is None else float(t)
+    if t <= 0:
+        raise FaultError(f"t must be positive, found {t!r} (2.58 for about 99 % confidence).")
+    return t, confidence_from_t(t)
+
+
+def sample_size(
+    population: int,
+    error: float = DEFAULT_ERROR,
+    *,
+    t: float | None = None,
+    confidence: float | None = None,
+    p: float = DEFAULT_P,
+) -> int:
+    """Faults to draw from a population of N for error margin e at a confidence level.
+
+    ``n = round(N / (1 + e^2 (N - 1) / (t^2 p (1 - p))))``; rounding is Python's round(), as
+    upstream. Give ``t`` or ``confidence`` (default t = 2.58).
+
+    Example:
+        >>> sample_size(64 * 461_872)  # cifar10/resnet32, upstream parameters
+        16632
+    """
+    if population < 0:
+        raise FaultError(f"Population size must be >= 0, found {population}.")
+    if not 0.0 < error < 1.0:
+        raise FaultError(f"Error margin must lie strictly between 0 and 1, found {error!r} (e.g. 0.01).")
+    if not 0.0 < p < 1.0:
+        raise FaultError(f"p must lie strictly between 0 and 1, found {p!r} (0.5 is the conservative choice).")
+    if population == 0:
+        return 0
+    t_val, _ = resolve_t(t, confidence)
+    return round(population / (1 + error**2 * (population - 1) / (t_val**2 * p * (1 - p))))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def unravel(flat: int, shape: Sequence[int]) -> tuple[int, ...]:
+    """Row-major (PyTorch) index of a flat element number."""
+    out = []
+    for size in reversed(shape):
+        flat, rem = divmod(flat, size)
+        out.append(rem)
+    return tuple(reversed(out))
+
+
+def allocate(total: int, weights: Sequence[float], caps: Sequence[int], minimum: int = 0) -> list[int]:
+    """Split ``total`` into integers proportional to ``weights``, each in [min(minimum, cap), cap].
+
+    Quotas above a cap (or below the minimum) are fixed there and the rest is shared again among
+    the others; the integer parts then get the leftover units by largest remainder (Hamilton).
+    The result sums to ``min(max(total, sum of minima), sum of caps)``.
+    """
+    k = len(weights)
+    lows = [min(minimum, c) for c in caps]
+    target = min(max(total, sum(lows)), sum(caps))
+    fixed: dict[int, float] = {}
+    while True:
+        free = [i for i in range(k) if i not in fixed]
+        rest = target - sum(fixed.values())
+        wsum = sum(weights[i] for i in free)
+        quota = {i: (rest * weights[i] / wsum if wsum > 0 else 0.0) for i in free}
+        # Fix the quotas above their cap first; only then lift those below the minimum.
+        clamp = [i for i in free if quota[i] > caps[i]] or [i for i in free if quota[i] < lows[i]]
+        if not clamp:
+            break
+        for i in clamp:
+            fixed[i] = caps[i] if quota[i] > caps[i] else lows[i]
+    quota.update(fixed)
+    counts = [min(caps[i], max(lows[i], int(math.floor(quota[i] + 1e-9)))) for i in range(k)]
+    leftover = target - sum(counts)
+    order = sorted(range(k), key=lambda i: (-(quota[i] - counts[i]), -weights[i], i))
+    for i in order:
+        if leftover <= 0:
+            break
+        if counts[i] < caps[i]:
+            counts[i] += 1
+            leftover -= 1
+    # When all weights are zero, fill remaining units in stratum order (only reachable with n > 0).
+    for i in range(k):
+        while leftover > 0 and counts[i] < caps[i]:
+            counts[i] += 1
+            leftover -= 1
+    return counts
+
+
+def _base_meta(
+    design: str,
+    *,
+    model: nn.Module,
+    model_id: str | None,
+    weights_sha256: str | None,
+    **fields: Any,
+) -> FaultListMeta:
+    if model_id is None:
+        provenance = getattr(model, "faultzoo", None)  # set by faultzoo.get_model
+        model_id = getattr(provenance, "model_id", None)
+    return FaultListMeta(model_id=model_id, weights_sha256=weights_sha256, design=design, **fields)
+
+
+def _selection(
+    model: nn.Module,
+    targets: str | Iterable[str] | None,
+    layers: str | Iterable[str] | None,
+    bits: str | Iterable[int] | None,
+) -> tuple[list[Target], tuple[int, ...]]:
+    chosen = select_targets(model, targets, layers)
+    width = min(t.width for t in chosen)
+    selected = parse_bits(bits) if bits is not None else tuple(range(width))
+    assert selected is not None
+    check_bits_fit(chosen, selected)
+    return chosen, selected
+
+
+def _draw(rng: random.Random, population: int, k: int) -> list[int]:
+    # random.sample over a range never materialises the range: fine for N in the billions.
+    return sorted(rng.sample(range(population), k))
+
+
+# --------------------------------------------------------------------------- designs
+
+
+def dnn_benchmarks_fault_list(
+    model: nn.Module,
+    *,
+    error: float = DEFAULT_ERROR,
+    t: float | None = None,
+    confidence: float | None = None,
+    p: float = DEFAULT_P,
+    seed: int = DEFAULT_SEED,
+    model_id: str | None = None,
+    weights_sha256: str | None = None,
+) -> FaultList:
+    """The upstream dnn-benchmarks generator, reproduced row for row.
+
+    N = 64 x (elements of all parameters with dim >= 2); n = sample_size(N, e, t, p); layers in
+    ``named_parameters()`` order, each n_l = round(numel_l * n / total); ``random.seed(seed)``;
+    per fault one ``randint(0, d - 1)`` per dimension, then ``randint(0, 31)`` for the bit; a
+    repeated (layer, index, bit) is drawn again, up to 1000 tries. Faults are bit flips.
+
+    Raises:
+        FaultError: a layer where 1000 draws in a row all repeat earlier faults (upstream's
+            behaviour there is unknown, so the list could not be guaranteed identical).
+    """
+    t_val, conf = resolve_t(t, confidence)
+    layers = [(name, tuple(param.shape)) for name, param in model.named_parameters() if param.dim() >= 2]
+    if not layers:
+        raise FaultError("The model has no parameter with dim >= 2: the dnn-benchmarks design has nothing to sample.")
+    total = sum(math.prod(shape) for _, shape in layers)
+    population = UPSTREAM_POPULATION_FACTOR * total
+    n = sample_size(population, error, t=t_val, p=p)
+    rng = random.Random(seed)  # same Mersenne Twister stream as upstream's random.seed(seed)
+    randint = rng.randint
+    faults: list[Fault] = []
+    strata: list[Stratum] = []
+    seen: set[tuple[str, tuple[int, ...], int]] = set()
+    for name, shape in layers:
+        numel = math.prod(shape)
+        n_layer = round(numel * n / total)
+        strata.append(Stratum(name.removesuffix(".weight"), (name,), tuple(range(32)),
+                              UPSTREAM_POPULATION_FACTOR * numel, n_layer))
+        for _ in range(n_layer):
+            for _try in range(UPSTREAM_MAX_TRIES):
+                index = tuple([randint(0, d - 1) for d in shape])
+                bit = randint(0, 31)
+                key = (name, index, bit)
+                if key not in seen:
+                    break
+            else:
+                raise FaultError(f"Layer {name!r}: {UPSTREAM_MAX_TRIES} draws in a row repeated earlier faults; "
+                                 f"the layer is too small for its {n_layer} faults.")
+            seen.add(key)
+            faults.append(Fault(name, index, (bit,), FaultKind.BITFLIP))
+    meta = _base_meta(
+        "dnn-benchmarks", model=model, model_id=model_id, weights_sha256=weights_sha256,
+        design_params={"error": error, "t": t_val, "confidence": conf, "p": p,
+                       "population_factor": UPSTREAM_POPULATION_FACTOR, "max_tries": UPSTREAM_MAX_TRIES,
+                       "rng": "python-random", "allocation": "proportional-round"},
+        population_size=population, sample_size=n, strata=tuple(strata), seed=seed, kind=FaultKind.BITFLIP,
+        targets=("weights",), bits=tuple(range(32)),
+    )
+    return FaultList(tuple(faults), meta)
+
+
+def _faults_from_positions(target: Target, bits: Sequence[int], positions: Iterable[int],
+                           kind: FaultKind) -> list[Fault]:
+    nb = len(bits)
+    out = []
+    for pos in positions:
+        element, b = divmod(pos, nb)
+        out.append(Fault(target.param, unravel(element, target.shape), (bits[b],), kind))
+    return out
+
+
+def sample_network(
+    model: nn.Module,
+    *,
+    error: float = DEFAULT_ERROR,
+    t: float | None = None,
+    confidence: float | None = None,
+    p: float = DEFAULT_P,
+    n: int | None = None,
+    seed: int = DEFAULT_SEED,
+    kind: FaultKind | str = FaultKind.BITFLIP,
+    targets: str | Iterable[str] | None = None,
+    layers: str | Iterable[str] | None = None,
+    bits: str | Iterable[int] | None = None,
+    model_id: str | None = None,
+    weights_sha256: str | None = None,
+) -> FaultList:
+    """One population over all selected (tensor, element, bit) triples; a simple random sample.
+
+    N = sum over targets of numel x len(bits); n = sample_size(N, e, t, p) unless given; drawn
+    without replacement, sorted by tensor, element, bit.
+    """
+    kind = _as_kind(kind)
+    t_val, conf = resolve_t(t, confidence)
+    chosen, sel_bits = _selection(model, targets, layers, bits)
+    sizes = [t_.numel * len(sel_bits) for t_ in chosen]
+    population = sum(sizes)
+    n_total = sample_size(population, error, t=t_val, p=p) if n is None else _check_n(n, population)
+    positions = _draw(random.Random(seed), population, n_total)
+    faults: list[Fault] = []
+    strata: list[Stratum] = []
+    offset, cursor = 0, 0
+    for target, size in zip(chosen, sizes):
+        end = cursor
+        while end < len(positions) and positions[end] < offset + size:
+            end += 1
+        faults += _faults_from_positions(target, sel_bits, (q - offset for q in positions[cursor:end]), kind)
+        strata.append(Stratum(target.layer if target.group == "weights" else target.param, (target.param,),
+                              sel_bits, size, end - cursor))
+        offset, cursor = offset + size, end
+    meta = _base_meta(
+        "network", model=model, model_id=model_id, weights_sha256=weights_sha256,
+        design_params={"error": error, "t": t_val, "confidence": conf, "p": p, "n": n, "rng": "python-random",
+                       "allocation": "simple-random"},
+        population_size=population, sample_size=n_total, strata=tuple(strata), seed=seed, kind=kind,
+        targets=normalize_targets(targets), layers=normalize_layers(layers), bits=sel_bits,
+    )
+    return FaultList(tuple(faults), meta)
+
+
+def _check_n(n: int, population: int) -> int:
+    if not 0 <= n <= population:
+        raise FaultError(f"Sample size n={n} must lie in 0..{population} (the population size).")
+    return int(n)
+
+
+def sample_layers(
+    model: nn.Module,
+    *,
+    error: float = DEFAULT_ERROR,
+    t: float | None = None,
+    confidence: float | None = None,
+    p: float = DEFAULT_P,
+    seed: int = DEFAULT_SEED,
+    kind: FaultKind | str = FaultKind.BITFLIP,
+    targets: str | Iterable[str] | None = None,
+    layers: str | Iterable[str] | None = None,
+    bits: str | Iterable[int] | None = None,
+    model_id: str | None = None,
+    weights_sha256: str | None = None,
+) -> FaultList:
+    """Each tensor its own population: N_l = numel_l x len(bits), n_l = sample_size(N_l, e, t, p).
+
+    Gives every layer the same error margin, so per-layer rates are comparable.
+    """
+    kind = _as_kind(kind)
+    t_val, conf = resolve_t(t, confidence)
+    chosen, sel_bits = _selection(model, targets, layers, bits)
+    rng = random.Random(seed)
+    faults: list[Fault] = []
+    strata: list[Stratum] = []
+    for target in chosen:
+        size = target.numel * len(sel_bits)
+        n_layer = sample_size(size, error, t=t_val, p=p)
+        faults += _faults_from_positions(target, sel_bits, _draw(rng, size, n_layer), kind)
+        strata.append(Stratum(target.layer if target.group == "weights" else target.param, (target.param,),
+                              sel_bits, size, n_layer))
+    meta = _base_meta(
+        "layer", model=model, model_id=model_id, weights_sha256=weights_sha256,
+        design_params={"error": error, "t": t_val, "confidence": conf, "p": p, "rng": "python-random",
+                       "allocation": "per-layer"},
+        population_size=sum(s.population for s in strata), sample_size=sum(s.sample_size for s in strata),
+        strata=tuple(strata), seed=seed, kind=kind, targets=normalize_targets(targets),
+        layers=normalize_layers(layers), bits=sel_bits,
+    )
+    return FaultList(tuple(faults), meta)
+
+
+Prior = float | Mapping[int, float] | Mapping[tuple[str, int], float] | Callable[[str, int], float]
+
+
+def _prior_rate(prior: Prior | None, target: Target, bit: int, default: float) -> float:
+    if prior is None:
+        return default
+    if callable(prior):
+        rate = prior(target.param, bit)
+    elif isinstance(prior, (int, float)):
+        rate = float(prior)
+    else:
+        rate = default
+        for key in ((target.param, bit), (target.layer, bit), bit):
+            if key in prior:
+                rate = prior[key]  # type: ignore[index]
+                break
+    if not 0.0 <= rate <= 1.0:
+        raise FaultError(f"Prior rate for {target.param!r} bit {bit} must lie in [0, 1], found {rate!r}.")
+    return float(rate)
+
+
+def sample_layer_bits(
+    model: nn.Module,
+    *,
+    error: float = DEFAULT_ERROR,
+    t: float | None = None,
+    confidence: float | None = None,
+    p: float = DEFAULT_P,
+    n: int | None = None,
+    allocation: str = "proportional",
+    prior: Prior | None = None,
+    min_per_stratum: int = 1,
+    seed: int = DEFAULT_SEED,
+    kind: FaultKind | str = FaultKind.BITFLIP,
+    targets: str | Iterable[str] | None = None,
+    layers: str | Iterable[str] | None = None,
+    bits: str | Iterable[int] | None = None,
+    model_id: str | None = None,
+    weights_sha256: str | None = None,
+) -> FaultList:
+    """Stratified sample, strata = tensor x bit (N_h = numel of the tensor).
+
+    The total n = sample_size(N, e, t, p) (or ``n``) is allocated
+
+    * ``proportional``: n_h proportional to N_h;
+    * ``neyman``: n_h proportional to N_h sqrt(p_h (1 - p_h)), p_h the prior failure rate of the
+      stratum (``prior``: one rate, {bit: rate}, {(layer or param, bit): rate} or a function
+      (param, bit) -> rate; strata without a prior use ``p``).
+
+    Each stratum gets at least ``min_per_stratum`` faults (capped at N_h), so every stratum can be
+    estimated; the total can then exceed n slightly (recorded in the strata).
+    """
+    kind = _as_kind(kind)
+    t_val, conf = resolve_t(t, confidence)
+    if allocation not in ("proportional", "neyman"):
+        raise FaultError(f"Unknown allocation {allocation!r}; choose 'proportional' or 'neyman' (--allocation).")
+    chosen, sel_bits = _selection(model, targets, layers, bits)
+    cells = [(target, b) for target in chosen for b in sel_bits]
+    sizes = [target.numel for target, _ in cells]
+    population = sum(sizes)
+    n_total = sample_size(population, error, t=t_val, p=p) if n is None else _check_n(n, population)
+    if allocation == "proportional":
+        weights = [float(s) for s in sizes]
+    else:
+        weights = [s * math.sqrt(_prior_rate(prior, tg, b, p) * (1 - _prior_rate(prior, tg, b, p)))
+                   for s, (tg, b) in zip(sizes, cells)]
+        if not any(weights) and n_total > 0:
+            raise FaultError("Every stratum has a prior rate of 0 or 1: Neyman allocation is undefined; "
+                             "use allocation='proportional' or priors strictly between 0 and 1.")
+    counts = allocate(n_total, weights, sizes, min_per_stratum)
+    rng = random.Random(seed)
+    by_target: dict[str, list[Fault]] = {}
+    strata: list[Stratum] = []
+    for (target, b), size, count in zip(cells, sizes, counts):
+        drawn = _draw(rng, size, count)
+        by_target.setdefault(target.param, []).extend(
+            Fault(target.param, unravel(e, target.shape), (b,), kind) for e in drawn)
+        name = target.layer if target.group == "weights" else target.param
+        strata.append(Stratum(f"{name}:bit{b}", (target.param,), (b,), size, count))
+    faults: list[Fault] = []
+    for target in chosen:  # one order for every design: tensor, then element, then bit
+        shape = target.shape
+        faults += sorted(by_target.get(target.param, []),
+                         key=lambda f: (_flat(f.index, shape), f.bits))
+    meta = _base_meta(
+        "layer-bit", model=model, model_id=model_id, weights_sha256=weights_sha256,
+        design_params={"error": error, "t": t_val, "confidence": conf, "p": p, "n": n, "allocation": allocation,
+                       "min_per_stratum": min_per_stratum, "prior": _prior_record(prior), "rng": "python-random"},
+        population_size=population, sample_size=n_total, strata=tuple(strata), seed=seed, kind=kind,
+        targets=normalize_targets(targets), layers=normalize_layers(layers), bits=sel_bits,
+    )
+    return FaultList(tuple(faults), meta)
+
+
+def _flat(index: Sequence[int], shape: Sequence[int]) -> int:
+    flat = 0
+    for i, size in zip(index, shape):
+        flat = flat * size + i
+    return flat
+
+
+def _prior_record(prior: Prior | None) -> Any:
+    """JSON-friendly copy of the prior for the metadata."""
+    if prior is None or isinstance(prior, (int, float)):
+        return prior
+    if callable(prior):
+        return "callable"
+    return {(k if isinstance(k, int) else f"{k[0]}:{k[1]}"): v for k, v in prior.items()}
+
+
+def exhaustive(
+    model: nn.Module,
+    *,
+    kind: FaultKind | str = FaultKind.BITFLIP,
+    targets: str | Iterable[str] | None = None,
+    layers: str | Iterable[str] | None = None,
+    bits: str | Iterable[int] | None = None,
+    max_faults: int = 1_000_000,
+    model_id: str | None = None,
+    weights_sha256: str | None = None,
+) -> FaultList:
+    """Every (tensor, element, bit) of a small selection: the whole population, no sampling error.
+
+    Raises:
+        FaultError: the selection holds more than ``max_faults`` faults (narrow ``layers`` or
+            ``bits``, or raise ``max_faults``).
+    """
+    kind = _as_kind(kind)
+    chosen, sel_bits = _selection(model, targets, layers, bits)
+    population = sum(t.numel for t in chosen) * len(sel_bits)
+    if population > max_faults:
+        raise FaultError(f"An exhaustive list of this selection holds {population:,} faults, above max_faults="
+                         f"{max_faults:,}. Narrow it with layers=/--layers or bits=/--bits, or raise max_faults.")
+    faults: list[Fault] = []
+    strata: list[Stratum] = []
+    for target in chosen:
+        size = target.numel * len(sel_bits)
+        faults += _faults_from_positions(target, sel_bits, range(size), kind)
+        strata.append(Stratum(target.layer if target.group == "weights" else target.param, (target.param,),
+                              sel_bits, size, size))
+    meta = _base_meta(
+        "exhaustive", model=model, model_id=model_id, weights_sha256=weights_sha256,
+        design_params={"max_faults": max_faults}, population_size=population, sample_size=population,
+        strata=tuple(strata), seed=None, kind=kind, targets=normalize_targets(targets),
+        layers=normalize_layers(layers), bits=sel_bits,
+    )
+    return FaultList(tuple(faults), meta)
+
+
+def make_fault_list(model: nn.Module, design: str = "dnn-benchmarks", **options: Any) -> FaultList:
+    """Dispatch to a design by its name (``dnn-benchmarks``, ``network``, ``layer``, ``layer-bit``, ``exhaustive``)."""
+    table: dict[str, Callable[..., FaultList]] = {
+        "dnn-benchmarks": dnn_benchmarks_fault_list,
+        "network": sample_network,
+        "layer": sample_layers,
+        "layer-bit": sample_layer_bits,
+        "exhaustive": exhaustive,
+    }
+    if design not in table:
+        raise FaultError(f"Unknown design {design!r}; choose one of {', '.join(DESIGNS)} (--design).")
+    return table[design](model, **options)
+
+
+__all__ = [
+    "DESIGNS", "allocate", "confidence_from_t", "dnn_benchmarks_fault_list", "exhaustive", "make_fault_list",
+    "resolve_t", "sample_layer_bits", "sample_layers", "sample_network", "sample_size", "t_from_confidence",
+    "unravel",
+]

@@ -1,0 +1,104 @@
+"""Checking a fault list against a model: layer exists, index in bounds, bit inside the word, ids unique."""
+
+from __future__ import annotations
+
+import difflib
+
+from torch import nn
+
+from faultzoo.exceptions import FaultListFormatError
+from faultzoo.faults.bits import LAYOUTS
+from faultzoo.faults.model import FaultList
+
+MAX_REPORTED = 10
+
+
+def _where(fault_list: FaultList, position: int) -> str:
+    source = fault_list.meta.source_file or "<fault list>"
+    ident = fault_list.ids[position] if fault_list.ids is not None else position
+    if fault_list.lines is not None:
+        return f"{source}, line {fault_list.lines[position]} (Injection {ident})"
+    return f"{source}, row {position} (Injection {ident})"
+
+
+def _raise(fault_list: FaultList, problems: list[str], total: int) -> None:
+    more = f"\n  ... and {total - len(problems)} more" if total > len(problems) else ""
+    source = fault_list.meta.source_file or "the fault list"
+    head = f"{total} problem{'s' if total != 1 else ''} in {source}"
+    raise FaultListFormatError(head + ":\n  " + "\n  ".join(problems) + more)
+
+
+def check_unique_ids(fault_list: FaultList) -> None:
+    """Raise FaultListFormatError if two rows share an Injection id."""
+    first: dict[int, int] = {}
+    problems: list[str] = []
+    total = 0
+    for pos, ident in enumerate(fault_list.ids or ()):
+        if ident in first:
+            total += 1
+            if len(problems) < MAX_REPORTED:
+                problems.append(f"{_where(fault_list, pos)}: duplicate Injection id {ident}; expected unique ids, "
+                                f"found it first at {_where(fault_list, first[ident])}")
+        else:
+            first[ident] = pos
+    if total:
+        _raise(fault_list, problems, total)
+
+
+def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults: bool = False) -> None:
+    """Check every fault against the model; raise one error listing the first problems.
+
+    Checks: the tensor exists (parameter or floating-point buffer), the index has the tensor's
+    number of dimensions and lies within its shape, the bits exist in its word, Injection ids are
+    unique and (unless allowed) no fault repeats.
+
+    Raises:
+        FaultListFormatError: naming the file, line and Injection id, what is wrong, expected vs found.
+    """
+    check_unique_ids(fault_list)
+    tensors = {name: (tuple(t.shape), t.dtype) for name, t in model.named_parameters()}
+    tensors.update({name: (tuple(t.shape), t.dtype) for name, t in model.named_buffers() if t.is_floating_point()})
+    problems: list[str] = []
+    total = 0
+    seen: dict[tuple[object, ...], int] = {}
+
+    def report(pos: int, text: str) -> None:
+        nonlocal total
+        total += 1
+        if len(problems) < MAX_REPORTED:
+            problems.append(f"{_where(fault_list, pos)}: {text}")
+
+    for pos, fault in enumerate(fault_list.faults):
+        if fault.param not in tensors:
+            close = difflib.get_close_matches(fault.param, list(tensors), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            report(pos, f"unknown layer {fault.layer!r}: the model has no tensor {fault.param!r}{hint}")
+            continue
+        shape, dtype = tensors[fault.param]
+        if len(fault.index) != len(shape):
+            report(pos, f"index {fault.index} of {fault.layer!r} has {len(fault.index)} dimensions; "
+                        f"expected {len(shape)} (shape {shape})")
+            continue
+        bad = [(axis, i, size) for axis, (i, size) in enumerate(zip(fault.index, shape)) if not 0 <= i < size]
+        if bad:
+            axis, i, size = bad[0]
+            report(pos, f"index {fault.index} out of bounds for {fault.layer!r} of shape {shape}: "
+                        f"dimension {axis} is {i}, expected 0..{size - 1}")
+            continue
+        layout = LAYOUTS.get(dtype)
+        if layout is None:
+            report(pos, f"{fault.param!r} is a {dtype} tensor; bit faults need float32/float16/bfloat16/float64")
+            continue
+        if fault.bits[-1] >= layout.width:
+            report(pos, f"bit {fault.bits[-1]} of {fault.layer!r} is outside its {layout.width}-bit {dtype} word; "
+                        f"expected 0..{layout.width - 1}")
+            continue
+        if not allow_duplicate_faults:
+            key = (fault.param, fault.index, fault.bits, fault.kind)
+            if key in seen:
+                report(pos, f"repeats the fault of {_where(fault_list, seen[key])} ({fault}); "
+                            "remove it or pass allow_duplicate_faults=True")
+            else:
+                seen[key] = pos
+    if total:
+        _raise(fault_list, problems, total)
