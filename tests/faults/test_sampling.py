@@ -173,3 +173,19 @@ def test_targets_groups(tiny):
     with pytest.raises(FaultError, match="Unknown target group"):
         select_targets(tiny, "biases")
     assert math.prod(select_targets(tiny, layers="con*")[0].shape) == 108
+
+
+def test_scalar_tensors_are_targets_too():
+    import torch
+    from torch import nn
+
+    from faultzoo.faults import injected
+
+    model = nn.Module()
+    model.bias = nn.Parameter(torch.tensor(1.0))
+    fl = exhaustive(model, targets="bias", bits="30-31")
+    assert [(f.param, f.index, f.bit) for f in fl] == [("bias", (), 30), ("bias", (), 31)]
+    with injected(model, fl[1]):
+        assert model.bias.item() == -1.0
+    assert model.bias.item() == 1.0
+    assert len(sample_network(model, targets="bias", n=5)) == 5

@@ -178,25 +178,46 @@ def _bits_text(bits: tuple[int, ...]) -> str:
     return ",".join(map(str, bits))
 
 
+ModelIdArg = Annotated[str, typer.Argument(metavar="MODEL", help="Model id, e.g. cifar10/resnet32 (see `faultzoo models`).")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write (atomically).")]
+DesignOpt = Annotated[Design, typer.Option("--design", help="Sampling design.")]
+ErrorOpt = Annotated[float, typer.Option("--error", help="Error margin e.")]
+ConfidenceOpt = Annotated[float | None, typer.Option("--confidence", help="Confidence level, e.g. 0.99 (sets t).")]
+TOpt = Annotated[float | None, typer.Option("--t", help="Normal quantile t instead of --confidence (default 2.58).")]
+POpt = Annotated[float, typer.Option("--p", help="Expected failure rate p (0.5: conservative).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+KindOpt = Annotated[Kind, typer.Option("--kind", help="Fault kind.")]
+TargetsOpt = Annotated[str, typer.Option("--targets", help="Tensor groups: weights,bias,bn,bn-stats or all.")]
+LayersOpt = Annotated[str | None, typer.Option("--layers", help="Layer name glob(s), comma-separated: 'layer1.*,linear'.")]
+BitsOpt = Annotated[str | None, typer.Option("--bits", help="Bit range(s): '31', '23-30', '0-7,31'.")]
+NOpt = Annotated[int | None, typer.Option("--n", min=0, help="Sample size instead of the formula (network, layer-bit).")]
+AllocationOpt = Annotated[Allocation, typer.Option("--allocation", help="layer-bit: allocation of n to the strata.")]
+PriorOpt = Annotated[str | None, typer.Option("--prior", help="layer-bit neyman: prior rate(s), '0.1' or '31=0.6,23-30=0.2'.")]
+MaxFaultsOpt = Annotated[int, typer.Option("--max-faults", min=1, help="exhaustive: refuse lists larger than this.")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="Output format (torch/keras: upstream layouts).")]
+ToOpt = Annotated[Format, typer.Option("--to", help="Output format.")]
+ConvertModelOpt = Annotated[str | None, typer.Option("--model", help="Model id: needed for Keras lists; validates every fault.")]
+
+
 @faultlist_app.command("generate", epilog=EXAMPLES)
 def generate(
-    model_id: Annotated[str, typer.Argument(metavar="MODEL", help="Model id, e.g. cifar10/resnet32 (see `faultzoo models`).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (atomically).")],
-    design: Annotated[Design, typer.Option("--design", help="Sampling design.")] = Design.dnn_benchmarks,
-    error: Annotated[float, typer.Option("--error", help="Error margin e.")] = 0.01,
-    confidence: Annotated[float | None, typer.Option("--confidence", help="Confidence level, e.g. 0.99 (sets t).")] = None,
-    t: Annotated[float | None, typer.Option("--t", help="Normal quantile t instead of --confidence (default 2.58).")] = None,
-    p: Annotated[float, typer.Option("--p", help="Expected failure rate p (0.5: conservative).")] = 0.5,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
-    kind: Annotated[Kind, typer.Option("--kind", help="Fault kind.")] = Kind.bitflip,
-    targets: Annotated[str, typer.Option("--targets", help="Tensor groups: weights,bias,bn,bn-stats or all.")] = "weights",
-    layers: Annotated[str | None, typer.Option("--layers", help="Layer name glob(s), comma-separated: 'layer1.*,linear'.")] = None,
-    bits: Annotated[str | None, typer.Option("--bits", help="Bit range(s): '31', '23-30', '0-7,31'.")] = None,
-    n: Annotated[int | None, typer.Option("--n", min=0, help="Sample size instead of the formula (network, layer-bit).")] = None,
-    allocation: Annotated[Allocation, typer.Option("--allocation", help="layer-bit: sample allocation to strata.")] = Allocation.proportional,
-    prior: Annotated[str | None, typer.Option("--prior", help="layer-bit neyman: prior rate(s), '0.1' or '31=0.6,23-30=0.2'.")] = None,
-    max_faults: Annotated[int, typer.Option("--max-faults", min=1, help="exhaustive: refuse lists larger than this.")] = 1_000_000,
-    fmt: Annotated[Format, typer.Option("--format", help="Output format (torch/keras: upstream layouts).")] = Format.faultzoo,
+    model_id: ModelIdArg,
+    output: OutputOpt,
+    design: DesignOpt = Design.dnn_benchmarks,
+    error: ErrorOpt = 0.01,
+    confidence: ConfidenceOpt = None,
+    t: TOpt = None,
+    p: POpt = 0.5,
+    seed: SeedOpt = 42,
+    kind: KindOpt = Kind.bitflip,
+    targets: TargetsOpt = "weights",
+    layers: LayersOpt = None,
+    bits: BitsOpt = None,
+    n: NOpt = None,
+    allocation: AllocationOpt = Allocation.proportional,
+    prior: PriorOpt = None,
+    max_faults: MaxFaultsOpt = 1_000_000,
+    fmt: FormatOpt = Format.faultzoo,
 ) -> None:
     """Generate a fault list for MODEL and print the design summary (N, n, e, t, p)."""
     from faultzoo.faults import make_fault_list, write_fault_list
@@ -225,9 +246,9 @@ def generate(
 @faultlist_app.command("convert")
 def convert(
     source: Annotated[Path, typer.Argument(metavar="IN", help="Fault list to read (format detected).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (atomically).")],
-    to: Annotated[Format, typer.Option("--to", help="Output format.")] = Format.keras,
-    model_id: Annotated[str | None, typer.Option("--model", help="Model id: needed for Keras lists, and validates every fault.")] = None,
+    output: OutputOpt,
+    to: ToOpt = Format.keras,
+    model_id: ConvertModelOpt = None,
 ) -> None:
     """Convert a fault list between the upstream torch/Keras layouts and the faultzoo format."""
     from faultzoo.faults import read_fault_list, write_fault_list

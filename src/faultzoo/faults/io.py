@@ -68,7 +68,8 @@ class _Rows:
         header = [h.strip() for h in header[1 if self.skip_first else 0:]]
         missing = [c for c in required if c not in header]
         if missing:
-            raise self.error(first_line, f"missing column(s) {', '.join(missing)}", ",".join(required), ",".join(header))
+            raise self.error(first_line, f"missing column(s) {', '.join(missing)}", ",".join(required),
+                             ",".join(header))
         dupes = sorted({c for c in header if header.count(c) > 1})
         if dupes:
             raise self.error(first_line, f"repeated column(s) {', '.join(dupes)}", "unique column names",
@@ -315,8 +316,9 @@ def _from_keras_rows(path: Path, parsed: list[tuple[int, int, str, tuple[int, ..
     for line, _, layer, index, bit in parsed:
         if layer not in inverse:
             known = sorted(inverse, key=lambda n: (n.split("_")[0], int(n.split("_")[1]) if "_" in n else 0))
-            raise FaultListFormatError(f"{path}, line {line}: unknown Keras layer {layer!r}; expected one of the "
-                                       f"model's {len(known)} twin layers ({known[0]} .. {known[-1]}), found {layer!r}.")
+            raise FaultListFormatError(
+                f"{path}, line {line}: unknown Keras layer {layer!r}; expected one of the model's {len(known)} "
+                f"twin layers ({known[0]} .. {known[-1]}), found {layer!r}.")
         try:
             torch_index = keras_to_torch_index(index)
         except FaultError as exc:
@@ -365,11 +367,11 @@ def _extra_header(fault_list: FaultList, base: Sequence[str]) -> str:
 
 
 def _single_bitflip(fault_list: FaultList, fmt: str) -> None:
-    for position, fault in enumerate(fault_list.faults):
+    for ident, fault in zip(fault_list.ids or (), fault_list.faults):
         if fault.kind is not FaultKind.BITFLIP or len(fault.bits) != 1:
             raise FaultListFormatError(
-                f"Injection {fault_list.ids[position]}: the {fmt} format holds single bit flips only, "  # type: ignore[index]
-                f"found {fault}; write it with format='faultzoo' (CLI --format faultzoo).")
+                f"Injection {ident}: the {fmt} format holds single bit flips only, found {fault}; "
+                "write it with format='faultzoo' (CLI --format faultzoo).")
 
 
 def format_fault_list(fault_list: FaultList, format: str = "faultzoo", *, model: nn.Module | None = None) -> str:

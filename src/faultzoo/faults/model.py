@@ -67,6 +67,16 @@ class Fault:
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "kind", _as_kind(self.kind))
 
+    @classmethod
+    def _trusted(cls, param: str, index: tuple[int, ...], bits: tuple[int, ...], kind: FaultKind) -> Fault:
+        """Build without checks, for generators whose values are valid by construction (10x faster)."""
+        fault = object.__new__(cls)
+        object.__setattr__(fault, "param", param)
+        object.__setattr__(fault, "index", index)
+        object.__setattr__(fault, "bits", bits)
+        object.__setattr__(fault, "kind", kind)
+        return fault
+
     @property
     def layer(self) -> str:
         """The upstream ``Layer`` column: the tensor name without a trailing ``.weight``."""

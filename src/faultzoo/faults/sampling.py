@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from faultzoo.exceptions import FaultError
@@ -229,7 +230,7 @@ def dnn_benchmarks_fault_list(
                 raise FaultError(f"Layer {name!r}: {UPSTREAM_MAX_TRIES} draws in a row repeated earlier faults; "
                                  f"the layer is too small for its {n_layer} faults.")
             seen.add(key)
-            faults.append(Fault(name, index, (bit,), FaultKind.BITFLIP))
+            faults.append(Fault._trusted(name, index, (bit,), FaultKind.BITFLIP))
     meta = _base_meta(
         "dnn-benchmarks", model=model, model_id=model_id, weights_sha256=weights_sha256,
         design_params={"error": error, "t": t_val, "confidence": conf, "p": p,
@@ -243,12 +244,16 @@ def dnn_benchmarks_fault_list(
 
 def _faults_from_positions(target: Target, bits: Sequence[int], positions: Iterable[int],
                            kind: FaultKind) -> list[Fault]:
-    nb = len(bits)
-    out = []
-    for pos in positions:
-        element, b = divmod(pos, nb)
-        out.append(Fault(target.param, unravel(element, target.shape), (bits[b],), kind))
-    return out
+    """Faults for population positions ``element * len(bits) + bit_slot`` of one tensor."""
+    pos = np.fromiter(positions, dtype=np.int64)
+    if pos.size == 0:
+        return []
+    elements, slots = np.divmod(pos, len(bits))
+    coords = np.unravel_index(elements, target.shape) if target.shape else ()
+    indices = zip(*(c.tolist() for c in coords)) if coords else ((),) * pos.size
+    bit_values = np.asarray(bits, dtype=np.int64)[slots].tolist()
+    param = target.param
+    return [Fault._trusted(param, tuple(index), (bit,), kind) for index, bit in zip(indices, bit_values)]
 
 
 def sample_network(
@@ -423,8 +428,7 @@ def sample_layer_bits(
     strata: list[Stratum] = []
     for (target, b), size, count in zip(cells, sizes, counts):
         drawn = _draw(rng, size, count)
-        by_target.setdefault(target.param, []).extend(
-            Fault(target.param, unravel(e, target.shape), (b,), kind) for e in drawn)
+        by_target.setdefault(target.param, []).extend(_faults_from_positions(target, (b,), drawn, kind))
         name = target.layer if target.group == "weights" else target.param
         strata.append(Stratum(f"{name}:bit{b}", (target.param,), (b,), size, count))
     faults: list[Fault] = []
@@ -455,7 +459,8 @@ def _prior_record(prior: Prior | None) -> Any:
         return prior
     if callable(prior):
         return "callable"
-    return {(k if isinstance(k, int) else f"{k[0]}:{k[1]}"): v for k, v in prior.items()}
+    # String keys: the metadata goes through JSON, whose object keys are strings.
+    return {(str(k) if isinstance(k, int) else f"{k[0]}:{k[1]}"): v for k, v in prior.items()}
 
 
 def exhaustive(

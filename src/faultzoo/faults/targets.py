@@ -66,7 +66,8 @@ def normalize_targets(targets: str | Iterable[str] | None) -> tuple[str, ...]:
         items = list(TARGET_GROUPS)
     unknown = [t for t in items if t not in TARGET_GROUPS]
     if unknown or not items:
-        raise FaultError(f"Unknown target group(s) {unknown or items!r}; choose from {', '.join(TARGET_GROUPS)} or all.")
+        raise FaultError(f"Unknown target group(s) {unknown or items!r}; "
+                         f"choose from {', '.join(TARGET_GROUPS)} or all.")
     return tuple(dict.fromkeys(items))
 
 

@@ -91,12 +91,13 @@ class FastEngine:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, golden: GoldenRun, *, batch_size: int,
                  params: Sequence[str] = (), chunk_images: int | None = None,
-                 memory_budget: int = 2 << 30, pack_rows: int | None = None):
+                 memory_budget: int = 2 << 30, pack_rows: int | None = None, check_window: int = 6):
         self.model = model.eval()
         self.x = x
         self.golden = golden
         self.batch_size = batch_size
         self.pack_rows = max(2, pack_rows or batch_size)
+        self.check_window = check_window
         self.reference = ReferenceEngine(model, x, golden, batch_size=batch_size)
         self.checks = _Checks()
         self.fallback: str | None = None
@@ -361,7 +362,7 @@ class FastEngine:
         value, rows = _at_least_two(value, rows)
         env[program.node] = value
         executor = self.plan.executor
-        for step in program.steps:
+        for distance, step in enumerate(program.steps):
             local = {a: self._golden_rows(a, kept, rows.images) for a in step.all_input_nodes if a not in env}
             env[step] = executor.run(step, {**env, **local} if local else env)
             if step is self.plan.output:
@@ -369,7 +370,9 @@ class FastEngine:
             for dead in program.frees.get(step, ()):
                 env.pop(dead, None)
             watched = program.checks.get(step)
-            if watched is not None and not skip_checks:
+            # Masking beyond the first few operations after the fault is rare (the perturbation has
+            # spread over the whole tensor); checking there costs more than it saves.
+            if watched is not None and not skip_checks and distance < self.check_window:
                 equal = same_bits(env[watched], kept[watched].index_select(0, rows.images))
                 if bool(equal.any()):
                     self._mark_rows(sinks, rows, equal, offset, kept)
@@ -381,12 +384,12 @@ class FastEngine:
         logits = env[self.plan.output]
         images = rows.images
         result = classify(self.golden.logits[offset + images], logits)
-        for i in range(len(rows)):
-            if rows.padding[i]:
-                continue
-            sink = sinks[int(rows.owners[i])]
-            j = offset + int(images[i])
-            sink.codes[j], sink.nonfinite[j], sink.top1[j] = result.codes[i], result.nonfinite[i], result.top1[i]
+        real = ~rows.padding
+        targets = offset + images.numpy()
+        for owner in np.unique(rows.owners[real]):
+            sel = real & (rows.owners == owner)
+            sink, j = sinks[int(owner)], targets[sel]
+            sink.codes[j], sink.nonfinite[j], sink.top1[j] = result.codes[sel], result.nonfinite[sel], result.top1[sel]
 
     def _golden_rows(self, node: fx.Node, kept: dict, images: torch.Tensor):
         value = kept[node] if node in kept else self.plan.executor.fetch(node.target) \
@@ -404,9 +407,10 @@ class FastEngine:
             sink.top1[idx] = logits.argmax(dim=1).numpy()
 
     def _mark_rows(self, sinks, rows: _Rows, equal: torch.Tensor, offset: int, kept: dict) -> None:
-        eq = equal.numpy()
-        for i in np.nonzero(eq & ~rows.padding)[0]:
-            self._mark_masked(sinks[int(rows.owners[i])], offset, rows.images[i: i + 1], kept)
+        hit = equal.numpy() & ~rows.padding
+        for owner in np.unique(rows.owners[hit]):
+            sel = torch.from_numpy(hit & (rows.owners == owner))
+            self._mark_masked(sinks[int(owner)], offset, rows.images[sel], kept)
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:

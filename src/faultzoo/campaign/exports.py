@@ -1,0 +1,84 @@
+"""Campaign exports: the upstream results CSV, faultzoo's richer CSV, provenance JSON, per-image outcomes.
+
+Exports are written only for a complete campaign, each to a temporary name and renamed into
+place, and removed when a run starts: a file here always describes the finished store.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from faultzoo.campaign.store import FaultResult
+from faultzoo.faults import FaultList
+
+UPSTREAM = "results_upstream.csv"
+RICH = "results.csv"
+PROVENANCE = "provenance.json"
+OUTCOMES = "outcomes.npy"
+ALL = (UPSTREAM, RICH, PROVENANCE, OUTCOMES)
+
+
+def remove_exports(folder: Path) -> None:
+    for name in ALL:
+        (folder / name).unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _csv(rows: list[list]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def upstream_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[list]:
+    """dnn-benchmarks results layout: the fault row plus n_injections, masked, non_critical, critical."""
+    rows: list[list] = [["Injection", "Layer", "TensorIndex", "Bit", "n_injections", "masked", "non_critical",
+                         "critical"]]
+    for r in results:
+        f = fault_list[r.fault_id]
+        bit = f.bits[0] if len(f.bits) == 1 else " ".join(map(str, f.bits))
+        rows.append([fault_list.id_of(r.fault_id), f.layer, str(tuple(f.index)), bit, r.n, r.masked, r.non_critical,
+                     r.critical])
+    return rows
+
+
+def rich_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[list]:
+    rows: list[list] = [["fault_id", "injection", "param", "index", "bits", "kind", "n", "masked", "non_critical",
+                         "critical", "nonfinite", "faulty_correct", "seconds"]]
+    for r in results:
+        f = fault_list[r.fault_id]
+        rows.append([r.fault_id, fault_list.id_of(r.fault_id), f.param, " ".join(map(str, f.index)),
+                     " ".join(map(str, f.bits)), f.kind.value, r.n, r.masked, r.non_critical, r.critical, r.nonfinite,
+                     r.faulty_correct, f"{r.seconds:.6f}"])
+    return rows
+
+
+def export_all(folder: Path, fault_list: FaultList, results: Sequence[FaultResult], provenance: dict) -> dict[str, Path]:
+    paths = {"upstream": folder / UPSTREAM, "results": folder / RICH, "provenance": folder / PROVENANCE}
+    _atomic_write(paths["upstream"], _csv(upstream_rows(fault_list, results)))
+    _atomic_write(paths["results"], _csv(rich_rows(fault_list, results)))
+    _atomic_write(paths["provenance"], json.dumps(provenance, indent=2, default=str).encode())
+    if results and all(r.outcomes is not None for r in results):
+        buffer = io.BytesIO()
+        np.save(buffer, np.stack([r.outcomes for r in results]))
+        paths["outcomes"] = folder / OUTCOMES
+        _atomic_write(paths["outcomes"], buffer.getvalue())
+    return paths

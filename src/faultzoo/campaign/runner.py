@@ -1,0 +1,302 @@
+"""run_campaign(): model + data -> golden run -> faults -> outcomes -> store -> exports.
+
+Everything that could make a campaign fail is checked before any compute (model id, weights,
+fault list against the model, data against the model). Results are committed to the store in
+small batches as they are computed; an interrupted campaign is resumed by running the same call
+again, and ends with results identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import random
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from faultzoo.campaign.engines import ENGINES, make_engine
+from faultzoo.campaign.exports import export_all, remove_exports
+from faultzoo.campaign.golden import GoldenRun, golden_run
+from faultzoo.campaign.outcome import Classified, Outcome
+from faultzoo.campaign.store import FaultResult, ResultStore
+from faultzoo.campaign.summary import CampaignSummary, summarize
+from faultzoo.exceptions import DatasetError, FaultzooError
+from faultzoo.faults import Fault, FaultList, read_fault_list, validate
+
+_logger = logging.getLogger(__name__)
+
+STORE_NAME = "campaign.sqlite"
+
+
+@dataclass
+class Progress:
+    """What a callback sees after each committed batch of faults."""
+
+    faults_done: int
+    faults_total: int
+    evaluations: int  # (fault x image) outcomes computed in this run
+    seconds: float  # wall time of this run so far
+
+    @property
+    def evaluations_per_second(self) -> float:
+        return self.evaluations / self.seconds if self.seconds > 0 else 0.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class CampaignResult:
+    output: Path
+    store_path: Path
+    summary: CampaignSummary
+    complete: bool
+    exports: dict[str, Path] = field(default_factory=dict)
+    engine: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+
+def numerics_settings(device: torch.device, *, tf32: bool, threads: int | None) -> dict:
+    """Apply and record the settings that decide the bits of every logit."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    return {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+        or platform.machine(),
+        "dtype": "float32",
+        "tf32": tf32,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def versions() -> dict:
+    import numpy
+    import torchvision
+
+    from faultzoo import __version__
+
+    return {"faultzoo": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def run_campaign(
+    model_id: str,
+    faults: str | os.PathLike | FaultList,
+    *,
+    output: str | os.PathLike,
+    weights: str | os.PathLike | None = "default",
+    data: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    per_class: int | None = None,
+    fault_limit: int | None = None,
+    fault_sample: int | None = None,
+    fault_seed: int = 0,
+    engine: str = "fast",
+    workers: int = 1,
+    batch_size: int = 128,
+    task_size: int | None = None,
+    keep_outcomes: bool = False,
+    device: str = "cpu",
+    tf32: bool = False,
+    threads: int | None = None,
+    download: bool = False,
+    callbacks: Sequence[ProgressCallback] = (),
+    engine_options: dict | None = None,
+) -> CampaignResult:
+    """Run (or resume) a fault-injection campaign and export its results.
+
+    Args:
+        model_id: zoo id, e.g. ``"cifar10/resnet20"``.
+        faults: a fault list (any format read_fault_list accepts) or a FaultList.
+        output: folder for ``campaign.sqlite`` and the exports; an existing store there is resumed.
+        weights: "default", None (untrained) or a checkpoint path.
+        data: dataset name or ``.npz`` path (default: the model's dataset, test split).
+        limit, per_class: image selection (first N / first N per class).
+        fault_limit: only the first N faults of the list.
+        fault_sample: a seeded random subset of N faults of the list (``fault_seed``), in list order,
+            keeping their Injection ids.
+        engine: "fast" or "reference" (identical outcomes).
+        workers: processes (each with one thread) for the fast engine.
+        batch_size: images per forward pass; also the fast engine's packed batch.
+        keep_outcomes: store the per-image outcome of every fault.
+        device: "cpu" or "cuda[:i]"; tf32: allow TF32 convolutions/matmuls on GPUs (off: strict FP32).
+        callbacks: called with a :class:`Progress` after each committed batch.
+
+    Raises:
+        FaultzooError subclasses for every bad input, before any compute.
+    """
+    from faultzoo.data import load_selection
+    from faultzoo.zoo import get_model, model_info
+
+    if engine not in ENGINES:
+        raise FaultzooError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)} (--engine).")
+    if workers < 1 or batch_size < 2:
+        raise FaultzooError(f"workers must be >= 1 and batch_size >= 2, got workers={workers}, batch_size={batch_size}.")
+    output = Path(output)
+    dev = torch.device(device)
+    numerics = numerics_settings(dev, tf32=tf32, threads=threads)
+    info = model_info(model_id)
+    model = get_model(model_id, weights=weights, progress=True)
+    fault_list = faults if isinstance(faults, FaultList) else read_fault_list(faults, model, model_id=model_id)
+    validate(fault_list, model)
+    if fault_limit is not None:
+        fault_list = fault_list[:fault_limit]
+    if fault_sample is not None and fault_sample < len(fault_list):
+        fault_list = subset(fault_list, sorted(random.Random(fault_seed).sample(range(len(fault_list)), fault_sample)))
+    selection = load_selection(data or info.dataset, dataset=info.dataset, limit=limit, per_class=per_class,
+                               root=data_root, download=download)
+    if int(selection.y.max()) >= info.num_classes:
+        raise DatasetError(f"Data {selection.source} has label {int(selection.y.max())}; model {model_id} has "
+                           f"{info.num_classes} classes.")
+    identity = {
+        "model_id": model_id,
+        "weights_state_sha256": model.faultzoo.state_sha256,
+        "fault_list_sha256": fault_list.fingerprint(),
+        "faults": len(fault_list),
+        "data_sha256": selection.fingerprint(),
+        "images": len(selection.y),
+        "batch_size": batch_size,
+        "device": dev.type,
+        "dtype": "float32",
+        "tf32": tf32,
+        "torch": torch.__version__,
+    }
+    provenance = {
+        "model": {**info.to_dict(), "provenance": model.faultzoo.to_dict()},
+        "fault_list": {"sha256": fault_list.fingerprint(), "source": fault_list.meta.source_file,
+                       "meta": fault_list.meta.to_dict(), "faults": len(fault_list)},
+        "data": selection.describe(),
+        "numerics": numerics,
+        "versions": versions(),
+        "platform": platform.platform(),
+    }
+    store_path = output / STORE_NAME
+    remove_exports(output)  # an export must never describe a different state of the store
+    with ResultStore.open(store_path, identity, provenance) as store:
+        model = model.to(dev)
+        x, y = selection.x.to(dev), selection.y.to(dev)
+        golden = golden_run(model, x, y, batch_size=batch_size)
+        done = store.done_ids()
+        pending = [i for i in range(len(fault_list)) if i not in done]
+        engine_info: dict = {"engine": engine}
+        run_provenance = {**provenance, "engine": engine, "workers": workers, "golden_top1": golden.accuracy}
+        store.begin_run(run_provenance)
+        status = "interrupted"
+        try:
+            if pending:
+                engine_info = _execute(store, model, x, golden, fault_list, pending, engine=engine, workers=workers,
+                                       batch_size=batch_size, task_size=task_size, keep_outcomes=keep_outcomes,
+                                       callbacks=callbacks, engine_options=engine_options or {})
+            status = "complete"
+        finally:
+            store.end_run(status)
+        results = store.results()
+    complete = len(results) == len(fault_list)
+    summary = summarize(fault_list, results, golden)
+    exports = export_all(output, fault_list, results, {**provenance, "identity": identity,
+                                                       "golden_top1": golden.accuracy, "engine": engine_info,
+                                                       "summary": summary.to_dict()}) if complete else {}
+    return CampaignResult(output, store_path, summary, complete, exports, engine_info, provenance)
+
+
+def subset(fault_list: FaultList, positions: Sequence[int]) -> FaultList:
+    """The faults at ``positions``, keeping their Injection ids and extra columns."""
+    return FaultList(tuple(fault_list[i] for i in positions), fault_list.meta,
+                     tuple(fault_list.id_of(i) for i in positions),
+                     {k: tuple(v[i] for i in positions) for k, v in fault_list.extra.items()},
+                     tuple(fault_list.lines[i] for i in positions) if fault_list.lines is not None else None)
+
+
+def _tasks(fault_list: FaultList, pending: list[int], size: int) -> list[list[int]]:
+    """Group pending faults by layer (the fast engine stacks a layer's faults) into tasks of ``size``."""
+    ordered = sorted(pending, key=lambda i: (fault_list[i].param, i))
+    return [ordered[s: s + size] for s in range(0, len(ordered), size)]
+
+
+def _to_result(fid: int, c: Classified, labels: np.ndarray, seconds: float, keep: bool) -> FaultResult:
+    counts = np.bincount(c.codes, minlength=3)
+    return FaultResult(fid, len(c.codes), int(counts[Outcome.MASKED]), int(counts[Outcome.NON_CRITICAL]),
+                       int(counts[Outcome.CRITICAL]), int(c.nonfinite.sum()), int((c.top1 == labels).sum()),
+                       seconds, c.codes.copy() if keep else None)
+
+
+def _execute(store, model, x, golden: GoldenRun, fault_list: FaultList, pending: list[int], *, engine: str,
+             workers: int, batch_size: int, task_size: int | None, keep_outcomes: bool,
+             callbacks: Sequence[ProgressCallback], engine_options: dict) -> dict:
+    labels = golden.labels.cpu().numpy()
+    params = list(dict.fromkeys(fault_list[i].param for i in pending))
+    total, already = len(fault_list), len(fault_list) - len(pending)
+    size = task_size or max(8, min(64, len(pending) // (4 * workers) or 1))
+    tasks = [[(i, fault_list[i]) for i in task] for task in _tasks(fault_list, pending, size)]
+    start = time.perf_counter()
+    evaluations = 0
+
+    def commit(outcomes: dict[int, Classified], seconds: float) -> None:
+        nonlocal evaluations, already
+        per_fault = seconds / max(1, len(outcomes))
+        store.record([_to_result(fid, c, labels, per_fault, keep_outcomes) for fid, c in sorted(outcomes.items())])
+        evaluations += sum(len(c.codes) for c in outcomes.values())
+        already += len(outcomes)
+        progress = Progress(already, total, evaluations, time.perf_counter() - start)
+        for callback in callbacks:
+            callback(progress)
+
+    if workers == 1 or engine == "reference":
+        eng = make_engine(engine, model, x, golden, batch_size=batch_size, params=params, **engine_options)
+        for task in tasks:
+            t0 = time.perf_counter()
+            commit(eng.run(task), time.perf_counter() - t0)
+        return eng.describe()
+    payload = {"model": model.cpu(), "x": x.cpu(), "golden": golden, "engine": engine, "batch_size": batch_size,
+               "params": params, "options": engine_options}
+    context = multiprocessing.get_context("spawn")  # fork after torch's thread pools start can deadlock
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(payload,)) as pool:
+        queue = list(tasks)
+        running = {}
+        try:
+            while queue or running:
+                while queue and len(running) < 2 * workers:
+                    task = queue.pop(0)
+                    running[pool.submit(_worker_run, task)] = task
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    running.pop(future)
+                    outcomes, seconds, description = future.result()
+                    commit(outcomes, seconds)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+    return {**description, "workers": workers}
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(payload: dict) -> None:
+    torch.set_num_threads(1)  # one process per core beats threads on small convolutions
+    engine = make_engine(payload["engine"], payload["model"], payload["x"], payload["golden"],
+                         batch_size=payload["batch_size"], params=payload["params"], **payload["options"])
+    _WORKER["engine"] = engine
+
+
+def _worker_run(task: list[tuple[int, Fault]]) -> tuple[dict[int, Classified], float, dict]:
+    t0 = time.perf_counter()
+    engine = _WORKER["engine"]
+    outcomes = engine.run(task)
+    return outcomes, time.perf_counter() - t0, engine.describe()

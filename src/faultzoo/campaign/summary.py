@@ -1,0 +1,73 @@
+"""Campaign totals: outcome rates overall, by bit field (sign / exponent / mantissa) and by layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from faultzoo.campaign.golden import GoldenRun
+from faultzoo.campaign.store import FaultResult
+from faultzoo.faults import FaultList
+
+
+def bit_class(bit: int, width: int = 32) -> str:
+    """IEEE-754 field of a bit of a binary32 word (0 = mantissa LSB, 23-30 exponent, 31 sign)."""
+    if width != 32:
+        raise ValueError("bit classes are defined here for float32 words")
+    return "sign" if bit == 31 else "exponent" if bit >= 23 else "mantissa"
+
+
+@dataclass
+class Tally:
+    faults: int = 0
+    n: int = 0
+    masked: int = 0
+    non_critical: int = 0
+    critical: int = 0
+    nonfinite: int = 0
+
+    def add(self, r: FaultResult) -> None:
+        self.faults += 1
+        self.n += r.n
+        self.masked += r.masked
+        self.non_critical += r.non_critical
+        self.critical += r.critical
+        self.nonfinite += r.nonfinite
+
+    def rate(self, what: str) -> float:
+        return 100.0 * getattr(self, what) / self.n if self.n else float("nan")
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "masked_pct": self.rate("masked"), "non_critical_pct": self.rate("non_critical"),
+                "critical_pct": self.rate("critical")}
+
+
+@dataclass
+class CampaignSummary:
+    faults_total: int
+    faults_done: int
+    golden_top1: float
+    images: int
+    total: Tally = field(default_factory=Tally)
+    by_bit_class: dict[str, Tally] = field(default_factory=dict)
+    by_layer: dict[str, Tally] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"faults_total": self.faults_total, "faults_done": self.faults_done, "golden_top1": self.golden_top1,
+                "images": self.images, "total": self.total.to_dict(),
+                "by_bit_class": {k: v.to_dict() for k, v in self.by_bit_class.items()},
+                "by_layer": {k: v.to_dict() for k, v in self.by_layer.items()}}
+
+
+def summarize(fault_list: FaultList, results: Sequence[FaultResult], golden: GoldenRun) -> CampaignSummary:
+    summary = CampaignSummary(len(fault_list), len(results), golden.accuracy, len(golden.labels))
+    order = ("sign", "exponent", "mantissa", "multi-bit")
+    summary.by_bit_class = {k: Tally() for k in order}
+    for r in results:
+        fault = fault_list[r.fault_id]
+        summary.total.add(r)
+        cls = bit_class(fault.bits[0]) if len(fault.bits) == 1 else "multi-bit"
+        summary.by_bit_class[cls].add(r)
+        summary.by_layer.setdefault(fault.layer, Tally()).add(r)
+    summary.by_bit_class = {k: v for k, v in summary.by_bit_class.items() if v.faults}
+    return summary

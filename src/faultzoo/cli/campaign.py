@@ -1,0 +1,88 @@
+"""`faultzoo campaign`: run or resume a fault-injection campaign, with a live progress bar and a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from faultzoo.cli._common import (
+    BatchOpt, DataOpt, DataRootOpt, DownloadOpt, LimitOpt, ModelArg, PerClassOpt, WeightsOpt, console, progress_bar,
+    weights_arg,
+)
+
+EXAMPLES = """
+Examples:
+
+  faultzoo faultlist cifar10/resnet20 --design dnn-benchmarks -o rn20_FL.csv
+
+  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --fault-sample 300 --data test.npz --workers 2 -o rn20-run
+
+Re-running the same command resumes an interrupted campaign.
+"""
+
+
+def campaign(
+    model_id: ModelArg,
+    faults: Annotated[Path, typer.Option("--faults", help="Fault list: upstream torch/Keras/results CSV or faultzoo format.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (campaign.sqlite + exports); resumed if it exists.")],
+    weights: WeightsOpt = "default",
+    data: DataOpt = None,
+    data_root: DataRootOpt = None,
+    limit: LimitOpt = None,
+    per_class: PerClassOpt = None,
+    fault_limit: Annotated[int | None, typer.Option("--fault-limit", min=1, help="Only the first N faults.")] = None,
+    fault_sample: Annotated[int | None, typer.Option("--fault-sample", min=1, help="A seeded random subset of N faults.")] = None,
+    fault_seed: Annotated[int, typer.Option("--fault-seed", help="Seed of --fault-sample.")] = 0,
+    engine: Annotated[str, typer.Option("--engine", help="fast (default) or reference: identical outcomes.")] = "fast",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (1 thread each).")] = 1,
+    batch_size: BatchOpt = 128,
+    keep_outcomes: Annotated[bool, typer.Option("--keep-outcomes", help="Also store each image's outcome (outcomes.npy).")] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda[:i].")] = "cpu",
+    tf32: Annotated[bool, typer.Option("--tf32", help="Allow TF32 on GPUs (as the upstream campaigns ran); default strict FP32.")] = False,
+    download: DownloadOpt = False,
+) -> None:
+    """Run a campaign: every fault x every selected image, classified masked / non-critical / critical."""
+    from faultzoo.campaign import run_campaign
+
+    if engine not in ("fast", "reference"):
+        raise typer.BadParameter(f"{engine!r} is not one of fast, reference", param_hint="--engine")
+    if fault_limit is not None and fault_sample is not None:
+        raise typer.BadParameter("use either --fault-limit or --fault-sample", param_hint="--fault-sample")
+    with progress_bar() as bar:
+        task = bar.add_task(f"campaign {model_id}", total=None, rate="")
+
+        def on_progress(p) -> None:
+            bar.update(task, total=p.faults_total, completed=p.faults_done,
+                       rate=f"{p.evaluations_per_second:,.0f} inferences/s")
+
+        result = run_campaign(
+            model_id, faults, output=output, weights=weights_arg(weights), data=data, data_root=data_root, limit=limit,
+            per_class=per_class, fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed,
+            engine=engine, workers=workers, batch_size=batch_size, keep_outcomes=keep_outcomes, device=device,
+            tf32=tf32, download=download, callbacks=[on_progress],
+        )
+    print_summary(result)
+
+
+def print_summary(result) -> None:
+    s = result.summary
+    table = Table(title=f"{s.faults_done} faults x {s.images} images (golden top-1 {s.golden_top1:.2f}%)")
+    for col in ("bits", "faults", "masked %", "non-critical %", "critical (SDC-1) %", "NaN/Inf outputs"):
+        table.add_column(col, justify="left" if col == "bits" else "right")
+    for name, tally in [*s.by_bit_class.items(), ("all", s.total)]:
+        table.add_row(name, str(tally.faults), f"{tally.rate('masked'):.2f}", f"{tally.rate('non_critical'):.2f}",
+                      f"{tally.rate('critical'):.2f}", str(tally.nonfinite), style="bold" if name == "all" else None)
+    console.print(table)
+    engine = result.engine or {}
+    if engine.get("fallback"):
+        console.print(f"[yellow]fast engine fell back to the reference: {engine['fallback']}[/yellow]")
+    console.print(f"store: {result.store_path}")
+    for name, path in result.exports.items():
+        console.print(f"{name}: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("campaign", epilog=EXAMPLES)(campaign)
