@@ -134,6 +134,9 @@ def _install(src, total: int | None, target: Path, sha256: str, origin: str, pro
     try:
         with os.fdopen(fd, "wb") as dst:
             _copy_stream(src, dst, total, progress)
+        _umask = os.umask(0)
+        os.umask(_umask)
+        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp creates 0600
         actual = sha256_file(tmp)
         if not hash_matches(actual, sha256):
             raise IntegrityError(

@@ -37,6 +37,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        _umask = os.umask(0)
+        os.umask(_umask)
+        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp creates 0600
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

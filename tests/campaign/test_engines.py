@@ -1,0 +1,150 @@
+"""The fast engine gives the reference engine's outcome for every (fault, image), on every graph shape."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from faultzoo.campaign.engines import make_engine
+from faultzoo.campaign.engines.fast import FastEngine
+from faultzoo.campaign.golden import golden_run
+from faultzoo.campaign.outcome import Outcome
+from faultzoo.data import load_selection
+from faultzoo.faults import Fault, FaultKind
+from faultzoo.inference import batch_slices
+from faultzoo.zoo import get_model
+from tests.conftest import require_shared
+
+
+def random_faults(model: nn.Module, count: int, seed: int, *, params=None, kinds=(FaultKind.BITFLIP,),
+                  multi_bit: bool = False) -> list[tuple[int, Fault]]:
+    """Faults spread over the given tensors (default: every conv/linear weight) and over all 32 bits."""
+    rng = random.Random(seed)
+    tensors = [(n, p) for n, p in model.named_parameters() if (params is None and p.dim() >= 2)
+               or (params is not None and n in params)]
+    faults = []
+    for i in range(count):
+        name, tensor = tensors[i % len(tensors)] if i < len(tensors) else rng.choice(tensors)
+        index = tuple(rng.randrange(s) for s in tensor.shape)
+        bits = (i % 32,) if not multi_bit else tuple(sorted(rng.sample(range(32), 2)))
+        faults.append((i, Fault(name, index, bits, kinds[i % len(kinds)])))
+    return faults
+
+
+def assert_same_outcomes(fast: dict, ref: dict) -> None:
+    assert fast.keys() == ref.keys()
+    for fid in ref:
+        for field in ("codes", "top1", "nonfinite"):
+            got, want = getattr(fast[fid], field), getattr(ref[fid], field)
+            assert np.array_equal(got, want), (
+                f"fault {fid}: {field} differs on {int((got != want).sum())} images "
+                f"(fast {np.bincount(fast[fid].codes, minlength=3)}, reference {np.bincount(ref[fid].codes, minlength=3)})")
+
+
+def compare_engines(model, x, faults, *, batch_size=16, **options):
+    golden = golden_run(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=batch_size)
+    fast = make_engine("fast", model, x, golden, batch_size=batch_size, params=[f.param for _, f in faults], **options)
+    reference = make_engine("reference", model, x, golden, batch_size=batch_size)
+    fast_out = fast.run(faults)
+    assert_same_outcomes(fast_out, reference.run(faults))
+    return fast, fast_out
+
+
+def test_resnet20_real_weights_500_images_all_layers_all_bits():
+    """The issue's exactness test: real weights, random faults over every layer and all 32 bits, >= 500 images."""
+    require_shared("mirror")
+    data = require_shared("datasets", "cifar10", "test-first1000-exact.npz")
+    model = get_model("cifar10/resnet20")
+    selection = load_selection(str(data), dataset="cifar10", limit=512)
+    faults = random_faults(model, 40, seed=1)
+    assert {f.param for _, f in faults} == {n for n, p in model.named_parameters() if p.dim() >= 2}
+    assert {f.bit for _, f in faults} >= set(range(32)) - {f.bit for _, f in faults[32:]} | set(range(32))
+    golden = golden_run(model, selection.x, selection.y, batch_size=128)
+    fast = make_engine("fast", model, selection.x, golden, batch_size=128, params=[f.param for _, f in faults])
+    got = fast.run(faults)
+    want = make_engine("reference", model, selection.x, golden, batch_size=128).run(faults)
+    assert_same_outcomes(got, want)
+    described = fast.describe()
+    assert described["fallback"] is None
+    assert described["checks"]["graph_equals_eager"] and described["checks"]["rows_independent"]
+    codes = np.concatenate([c.codes for c in got.values()])
+    assert set(np.unique(codes)) == {Outcome.MASKED, Outcome.NON_CRITICAL, Outcome.CRITICAL}  # all classes occur
+
+
+@pytest.mark.parametrize("model_id", ["cifar10/vgg11_bn", "cifar10/mobilenetv2", "cifar100/densenet121",
+                                      "cifar10/googlenet", "cifar100/googlenet", "cifar100/resnet18",
+                                      "gtsrb/vgg11_bn"])
+def test_other_graph_shapes_untrained(model_id):
+    torch.manual_seed(0)
+    model = get_model(model_id, weights=None)
+    size = 50 if model_id.startswith("gtsrb") else 32
+    x = torch.randn(6, 3, size, size)
+    compare_engines(model, x, random_faults(model, 12, seed=2), batch_size=4)
+
+
+def test_bias_batchnorm_stuck_at_and_multi_bit_faults():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(10, 3, 32, 32)
+    params = ["conv1.weight", "bn1.weight", "bn1.bias", "layer2.0.bn2.weight", "linear.bias", "linear.weight",
+              "layer3.2.conv2.weight"]
+    faults = random_faults(model, 28, seed=3, params=params,
+                           kinds=(FaultKind.BITFLIP, FaultKind.STUCK_AT_0, FaultKind.STUCK_AT_1))
+    faults += [(100 + i, f) for i, (_, f) in enumerate(random_faults(model, 6, seed=4, multi_bit=True))]
+    fast, _ = compare_engines(model, x, faults, batch_size=4)
+    layers = fast.describe()["checks"]["layers"]
+    assert layers["bn1.weight"] == "module" and layers["conv1.weight"] == "stacked"
+
+
+def test_noop_stuck_at_fault_is_masked_everywhere():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    w = model.conv1.weight.detach()
+    sign_set = tuple(int(i) for i in (w < 0).nonzero()[0])
+    faults = [(0, Fault("conv1.weight", sign_set, (31,), FaultKind.STUCK_AT_1))]  # sign bit already 1
+    _, out = compare_engines(model, torch.randn(6, 3, 32, 32), faults, batch_size=4)
+    assert (out[0].codes == Outcome.MASKED).all()
+
+
+class BatchDependent(nn.Module):
+    """A model whose rows depend on each other (batch statistics): the fast engine must notice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.conv(x)
+        h = h - h.mean(dim=0, keepdim=True)
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def test_batch_dependent_model_falls_back_to_reference():
+    torch.manual_seed(0)
+    model = BatchDependent().eval()
+    x = torch.randn(12, 3, 8, 8)
+    fast, _ = compare_engines(model, x, random_faults(model, 10, seed=5), batch_size=4)
+    assert fast.describe()["fallback"] is not None
+
+
+def test_fast_engine_uses_several_chunks_when_memory_is_short():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(20, 3, 32, 32)
+    fast, _ = compare_engines(model, x, random_faults(model, 10, seed=6), batch_size=4, chunk_images=6)
+    assert isinstance(fast, FastEngine) and len(fast.chunks) == 4
+
+
+@pytest.mark.parametrize("n,batch", [(1, 4), (5, 4), (9, 4), (8, 4), (130, 128), (3, 2)])
+def test_batch_slices_never_leave_a_single_row(n, batch):
+    slices = batch_slices(n, batch)
+    assert slices[0].start == 0 and slices[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(slices, slices[1:]))
+    assert n == 1 or all(s.stop - s.start >= 2 for s in slices)
+    with pytest.raises(ValueError):
+        batch_slices(n, 1)
