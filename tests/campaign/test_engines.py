@@ -124,20 +124,41 @@ class BatchDependent(nn.Module):
         return self.fc(h.mean(dim=(2, 3)))
 
 
-def test_batch_dependent_model_falls_back_to_reference():
+def test_batch_dependent_model_keeps_the_golden_batches():
     torch.manual_seed(0)
     model = BatchDependent().eval()
-    x = torch.randn(12, 3, 8, 8)
+    x = torch.randn(13, 3, 8, 8)
     fast, _ = compare_engines(model, x, random_faults(model, 10, seed=5), batch_size=4)
-    assert fast.describe()["fallback"] is not None
+    described = fast.describe()
+    assert described["checks"]["rows_independent"] is False
+    assert described["batch_aligned"] and described["fallback"] is None
+    assert set(described["checks"]["layers"].values()) == {"aligned"}
+
+
+def test_traced_graph_that_differs_from_eager_falls_back(monkeypatch):
+    from faultzoo.campaign.engines import graph
+
+    original = graph.prepare_graph
+
+    def perturbed(model):
+        gm = original(model)
+        with torch.no_grad():
+            gm.linear.bias.add_(1e-3)  # the graph now computes another function than the eager model
+        return gm
+
+    monkeypatch.setattr("faultzoo.campaign.engines.fast.prepare_graph", perturbed)
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    fast, _ = compare_engines(model, torch.randn(6, 3, 32, 32), random_faults(model, 5, seed=7), batch_size=4)
+    assert fast.describe()["fallback"] == "the traced graph's logits differ from the eager model's"
 
 
 def test_fast_engine_uses_several_chunks_when_memory_is_short():
     torch.manual_seed(0)
     model = get_model("cifar10/resnet20", weights=None)
     x = torch.randn(20, 3, 32, 32)
-    fast, _ = compare_engines(model, x, random_faults(model, 10, seed=6), batch_size=4, chunk_images=6)
-    assert isinstance(fast, FastEngine) and len(fast.chunks) == 4
+    fast, _ = compare_engines(model, x, random_faults(model, 10, seed=6), batch_size=4, chunk_images=8)
+    assert isinstance(fast, FastEngine) and [(c.start, c.stop) for c in fast.chunks] == [(0, 8), (8, 16), (16, 20)]
 
 
 @pytest.mark.parametrize("n,batch", [(1, 4), (5, 4), (9, 4), (8, 4), (130, 128), (3, 2)])

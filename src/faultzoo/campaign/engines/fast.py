@@ -107,7 +107,14 @@ class FastEngine:
         for param in dict.fromkeys(params):
             self._add_program(param)
         self.keep = self.plan.golden_nodes(self.programs.values())
-        self.chunks = batch_slices(len(x), self._chunk_size(chunk_images, memory_budget))
+        # Chunks are runs of whole golden batches, so that a batch-aligned recomputation sees the
+        # very batches the golden run (and the reference engine) used.
+        self.batches = batch_slices(len(x), batch_size)
+        per_chunk = max(1, self._chunk_size(chunk_images, memory_budget) // batch_size)
+        groups = [self.batches[i: i + per_chunk] for i in range(0, len(self.batches), per_chunk)]
+        self.chunks = [slice(g[0].start, g[-1].stop) for g in groups]
+        self.chunk_batches = [[slice(b.start - g[0].start, b.stop - g[0].start) for b in g] for g in groups]
+        self.aligned = False
         self._cache: tuple[int, dict[fx.Node, object]] | None = None
         self._verified_layers: set[str] = set()
         self._verify_whole_model()
@@ -125,7 +132,7 @@ class FastEngine:
 
     def _chunk_size(self, chunk_images: int | None, budget: int) -> int:
         if chunk_images:
-            return max(2, chunk_images)
+            return max(self.batch_size, chunk_images)
         probe = self.x[: min(len(self.x), 2)]
         _, kept = self.plan.run_golden(probe, self.keep)
         per_image = sum(v.numel() * v.element_size() for n, v in kept.items()
@@ -147,7 +154,11 @@ class FastEngine:
                                   for s in batch_slices(n, max(2, n // 3))])
             self.checks.rows_independent = bool(torch.equal(_bits(shuffled), _bits(self.golden.logits[order])))
             if not self.checks.rows_independent:
-                self.fallback = "a row's logits depend on the other rows of its batch on this build"
+                # Packing rows of several faults, or dropping masked rows, would change the other
+                # rows' bits. Keep the golden run's exact batches instead: recompute from the faulty
+                # layer on, batch by batch, and skip a batch only when it is entirely unchanged.
+                self.aligned = True
+                _logger.info("rows depend on their batch here: the fast engine keeps the golden batches")
         if self.fallback:
             _logger.warning("fast engine falls back to the reference engine: %s", self.fallback)
 
@@ -155,7 +166,10 @@ class FastEngine:
         """Decide how a layer's faults are computed, checking the facts each mode relies on."""
         golden_in, golden_out = kept[program.node.all_input_nodes[0]], kept[program.node]
         mode = "stacked" if program.fast_kind in ("conv", "linear") and param.endswith(".weight") else "module"
-        rows = torch.arange(min(4, len(golden_out)))
+        if self.aligned:
+            mode = "aligned"
+        first = self.chunk_batches[0][0]
+        rows = torch.arange(first.start, first.stop) if self.aligned else torch.arange(min(4, len(golden_out)))
         if mode == "stacked":
             # (a) a few output channels computed alone equal those channels of the full layer, and
             # (b) the full layer with the faulty weight changes only that weight's output channel.
@@ -193,7 +207,7 @@ class FastEngine:
         x = self.x[sl]
         parts_logits, parts = [], []
         with torch.no_grad():
-            for b in batch_slices(len(x), self.batch_size):
+            for b in self.chunk_batches[index]:
                 logits, kept = self.plan.run_golden(x[b], self.keep)
                 parts_logits.append(logits)
                 parts.append(kept)
@@ -211,6 +225,7 @@ class FastEngine:
     def describe(self) -> dict:
         return {"engine": self.name, "batch_size": self.batch_size, "pack_rows": self.pack_rows,
                 "chunk_images": self.chunks[0].stop - self.chunks[0].start, "fallback": self.fallback,
+                "batch_aligned": self.aligned,
                 "checks": self.checks.to_dict()}
 
     def run(self, faults: Sequence[tuple[int, Fault]]) -> dict[int, Classified]:
@@ -244,6 +259,8 @@ class FastEngine:
                 mode = self.checks.layers_fast[param]
                 if mode.startswith("reference"):
                     self._reference_chunk(faults, positions, sl, sinks)
+                elif mode == "aligned":
+                    self._run_layer_aligned(program, faults, positions, kept, index, sinks)
                 else:
                     self._run_layer(program, mode, faults, positions, kept, sl.start, sinks)
             if slow:
@@ -332,6 +349,27 @@ class FastEngine:
                 rows = torch.nonzero(~equal).flatten()
                 self._pack(program, [(0, pos, rows)], lambda k_idx, images, out=out: out.index_select(0, images),
                            kept, offset, sinks)
+
+    def _run_layer_aligned(self, program: LayerProgram, faults, positions: list[int], kept: dict, index: int,
+                           sinks: dict[int, _Sink]) -> None:
+        """Recompute from the faulty layer on, one golden batch at a time, rows untouched and in order."""
+        golden_in, golden_out = kept[program.node.all_input_nodes[0]], kept[program.node]
+        offset = self.chunks[index].start
+        name = faults[positions[0]][1].param.rsplit(".", 1)[-1]
+        base = getattr(program.module, name).detach()
+        for pos in positions:
+            fault = faults[pos][1]
+            faulty = base.clone()
+            faulty[fault.index] = corrupt(base[fault.index], fault.bits, fault.kind)
+            for b in self.chunk_batches[index]:
+                images = torch.arange(b.start, b.stop)
+                with torch.no_grad():
+                    out = torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
+                    if torch.equal(_bits(out), _bits(golden_out[b])):  # identical input to the rest: masked
+                        self._mark_masked(sinks[pos], offset, images, kept)
+                        continue
+                    rows = _Rows(images, np.full(len(images), pos), np.zeros(len(images), bool))
+                    self._downstream(program, out, rows, kept, sinks, offset, skip_checks=True)
 
     def _pack(self, program, survivors, build, kept, offset, sinks) -> None:
         """Stream the surviving (fault, image) rows of many faults through the downstream graph in full batches."""

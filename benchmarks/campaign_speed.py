@@ -1,0 +1,135 @@
+"""Campaign throughput: fast engine vs reference engine, same model, data and faults, same process.
+
+Prints each engine's (fault x image) evaluations per second and, as its last line, ``ratio: X``
+(fast over reference, the reference at its best batch size).
+
+Method. The reference engine's cost per fault does not depend on the fault (every fault is a full
+forward pass of every image), so it is timed on an evenly spaced subset of the faults
+(``--ref-faults``) at each batch size of ``--batch-sizes``, with torch's default threads (its obvious
+configuration) and with 1 thread. The fast engine runs the whole list through ``run_campaign`` with
+``--workers`` processes of one thread each, wall time including worker start-up and golden runs.
+Per bit class, the fast engine is also timed single-process, one thread, against the reference at
+one thread (both engines then use the same cores).
+
+Usage: python benchmarks/campaign_speed.py [--images 1000] [--faults 300] [--second-model cifar10/vgg11_bn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FAULTZOO_TEST_SHARED", REPO.parent / "shared"))
+os.environ.setdefault("FAULTZOO_MIRROR", str(SHARED / "mirror"))
+
+from faultzoo.campaign import run_campaign  # noqa: E402
+from faultzoo.campaign.engines import make_engine  # noqa: E402
+from faultzoo.campaign.golden import golden_run  # noqa: E402
+from faultzoo.campaign.runner import subset  # noqa: E402
+from faultzoo.campaign.summary import bit_class  # noqa: E402
+from faultzoo.data import load_selection  # noqa: E402
+from faultzoo.faults import dnn_benchmarks_fault_list  # noqa: E402
+from faultzoo.zoo import get_model  # noqa: E402
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def measure(model_id: str, weights, data: str, images: int, n_faults: int, ref_faults: int,
+            batch_sizes: list[int], workers: int, per_class: bool) -> float:
+    torch.manual_seed(0)  # the untrained model's weights
+    model = get_model(model_id, weights=weights)
+    selection = load_selection(data, dataset=model_id.split("/")[0], limit=images)
+    x, y, source = selection.x, selection.y, data
+    full = dnn_benchmarks_fault_list(model, model_id=model_id)
+    faults = subset(full, sorted(random.Random(0).sample(range(len(full)), n_faults)))
+    print(f"\n== {model_id} ({'real' if weights else 'random'} weights), {len(x)} images from {source}, "
+          f"{len(faults)} faults drawn from its dnn-benchmarks list ({len(full)} faults)")
+    pairs = [(i, f) for i, f in enumerate(faults)]
+    step = max(1, len(pairs) // ref_faults)
+    ref_pairs = pairs[::step][:ref_faults]
+
+    default_threads = torch.get_num_threads()
+    ref_rates: dict[tuple[int, int], float] = {}
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        for b in batch_sizes:
+            golden = golden_run(model, x, y, batch_size=b)
+            engine = make_engine("reference", model, x, golden, batch_size=b)
+            engine.run(ref_pairs[:1])  # warm-up
+            _, seconds = timed(lambda: engine.run(ref_pairs))
+            ref_rates[(threads, b)] = len(ref_pairs) * len(x) / seconds
+            print(f"reference  threads={threads} batch={b:4d}: {ref_rates[(threads, b)]:9,.0f} evaluations/s "
+                  f"({len(ref_pairs)} faults x {len(x)} images in {seconds:.1f} s)", flush=True)
+    best_key = max((k for k in ref_rates if k[0] == default_threads), key=ref_rates.get)
+    best_ref = ref_rates[best_key]
+    best_ref_1t = max(v for k, v in ref_rates.items() if k[0] == 1)
+    torch.set_num_threads(default_threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if weights is None:  # the same untrained weights in the workers: pass them as a checkpoint file
+            checkpoint = Path(tmp) / "untrained.pt"
+            torch.save(model.state_dict(), checkpoint)
+        _, seconds = timed(lambda: run_campaign(
+            model_id, faults, output=Path(tmp) / "run", weights=checkpoint or weights, data=data, limit=images,
+            engine="fast", workers=workers, batch_size=best_key[1]))
+    fast_rate = len(faults) * len(x) / seconds
+    ratio = fast_rate / best_ref
+    print(f"fast       workers={workers} (1 thread each), batch={best_key[1]}: {fast_rate:9,.0f} evaluations/s "
+          f"({len(faults)} faults x {len(x)} images in {seconds:.1f} s, start-up included)")
+    print(f"{model_id}: fast / reference (threads={best_key[0]}, batch={best_key[1]}) = {ratio:.2f}")
+
+    if per_class:
+        torch.set_num_threads(1)
+        golden = golden_run(model, x, y, batch_size=best_key[1])
+        engine = make_engine("fast", model, x, golden, batch_size=best_key[1], params=faults.params())
+        print(f"by bit class, single process, 1 thread, vs reference at 1 thread ({best_ref_1t:,.0f} evaluations/s):")
+        for cls in ("sign", "exponent", "mantissa"):
+            chosen = [(i, f) for i, f in pairs if bit_class(f.bit) == cls]
+            if not chosen:
+                continue
+            _, t = timed(lambda: engine.run(chosen))
+            rate = len(chosen) * len(x) / t
+            print(f"  {cls:9s} {len(chosen):4d} faults: {rate:9,.0f} evaluations/s, ratio {rate / best_ref_1t:.2f}")
+        torch.set_num_threads(default_threads)
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="cifar10/resnet20")
+    parser.add_argument("--data", default=str(SHARED / "datasets" / "cifar10" / "test-first1000-exact.npz"))
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--faults", type=int, default=300)
+    parser.add_argument("--ref-faults", type=int, default=12)
+    parser.add_argument("--batch-sizes", default="64,128,256")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--second-model", default="cifar10/vgg11_bn", help="random weights; '' to skip")
+    parser.add_argument("--second-images", type=int, default=256)
+    parser.add_argument("--second-faults", type=int, default=100)
+    args = parser.parse_args()
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, default threads {torch.get_num_threads()}")
+    if not Path(args.data).exists():
+        raise SystemExit(f"data file {args.data} not found: pass --data PATH.npz (CIFAR-10 test images)")
+    if args.second_model:
+        measure(args.second_model, None, args.data, args.second_images, args.second_faults, 3, sizes[:2],
+                args.workers, per_class=False)
+    ratio = measure(args.model, "default", args.data, args.images, args.faults, args.ref_faults, sizes, args.workers,
+                    per_class=True)
+    print(f"ratio: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
