@@ -5,23 +5,35 @@ SHELL := /bin/bash
 SHARED ?= $(abspath ../shared)
 VENV = $(shell scripts/ensure-venv.sh)
 # Offline sources of this machine: the mirror of upstream checkpoints and the data files in ../shared.
+ifneq ($(wildcard $(SHARED)/mirror),)
 export FAULTZOO_MIRROR ?= $(SHARED)/mirror
+endif
 export FAULTZOO_TEST_SHARED ?= $(SHARED)
 DEMO_OUT ?= demo-out
-DEMO_DATA ?= $(SHARED)/datasets/cifar10/test-first1000-exact.npz
+# CIFAR-10 data for the demo: the 1,000 exact test images of ../shared when present, else the
+# torchvision test set under $$FAULTZOO_DATA (downloaded on first use).
+DEMO_NPZ := $(SHARED)/datasets/cifar10/test-first1000-exact.npz
+DEMO_DATA ?= $(if $(wildcard $(DEMO_NPZ)),$(DEMO_NPZ),cifar10 --download --limit 1000)
 DEMO_FAULTS ?= 300
+DEMO_WORKERS ?= 2
 
 .PHONY: demo test venv bench clean
 
 venv:
 	@echo $(VENV)
 
+# The main job: a real campaign on cifar10/resnet20 (upstream weights) with DEMO_FAULTS faults of its
+# dnn-benchmarks fault list, on CIFAR-10 test images; resumable (re-run continues an interrupted demo).
 demo:
-	@venv=$(VENV); set -e; \
-	"$$venv/bin/faultzoo" demo --data "$(DEMO_DATA)" --faults $(DEMO_FAULTS) -o "$(DEMO_OUT)"
+	@venv=$(VENV); set -e; mkdir -p $(DEMO_OUT); \
+	"$$venv/bin/faultzoo" faultlist cifar10/resnet20 --design dnn-benchmarks --format torch \
+		-o $(DEMO_OUT)/cifar10_resnet20_FL.csv; \
+	"$$venv/bin/faultzoo" campaign cifar10/resnet20 --faults $(DEMO_OUT)/cifar10_resnet20_FL.csv \
+		--fault-sample $(DEMO_FAULTS) --data $(DEMO_DATA) --workers $(DEMO_WORKERS) -o $(DEMO_OUT)/campaign
 
 test:
-	@venv=$(VENV); cd $(CURDIR) && "$$venv/bin/python" -m pytest -q $(PYTEST_ARGS)
+	@venv=$(VENV); test -x "$$venv/bin/python" || { echo "make: virtual environment setup failed" >&2; exit 1; }; \
+	"$$venv/bin/python" -m pytest -q $(PYTEST_ARGS)
 
 bench:
 	@venv=$(VENV); set -e; \

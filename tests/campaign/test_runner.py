@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -153,6 +154,15 @@ def test_full_campaign_upstream_csv(baseline, fault_list):
     totals = np.array([[int(c) for c in r[5:]] for r in body]).sum(axis=0)
     # Real faults over all 32 bits: some are masked, most are not; the counts are not degenerate.
     assert totals.sum() == SAMPLE * LIMIT and (totals > 0).sum() >= 2
+
+
+def test_exports_are_readable_like_any_new_file(baseline):
+    # Written through a temporary file: the final mode must follow the umask, not mkstemp's 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in baseline.exports.values():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    assert not list(baseline.output.glob(".*.part"))  # no temporary file left behind
 
 
 def test_upstream_csv_reads_back_as_a_fault_list(baseline, model):
@@ -346,7 +356,8 @@ def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_
 
     second = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "results_upstream.csv" in second.stdout
+    printed = "".join(second.stdout.split())  # rich wraps long paths at the terminal width
+    assert str(out / "results_upstream.csv") in printed
 
     _, runs = _store_rows(store)
     assert [s for _, s, _ in runs] == ["running", "complete"]
@@ -354,3 +365,17 @@ def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_
     assert runs[1][2] == SAMPLE - len(results)
     assert (out / "results_upstream.csv").read_bytes() == baseline.exports["upstream"].read_bytes()
     assert _without_seconds(_read_csv(out / "results.csv")) == _without_seconds(_read_csv(baseline.exports["results"]))
+
+
+def test_ctrl_c_saves_results_and_says_how_to_resume(fault_csv, npz, tmp_path):
+    out = tmp_path / "interrupted"
+    store = out / STORE_NAME
+    log = tmp_path / "run.log"
+    proc, seen = start_and_interrupt(cli_command(fault_csv, npz, out), store, SAMPLE, signal.SIGINT, log)
+    output = log.read_text()
+    results, runs = _store_rows(store)
+    assert seen <= len(results) < SAMPLE, output
+    assert [(s, d) for _, s, d in runs] == [("interrupted", len(results))], output
+    assert _exports_present(out) == []
+    assert proc.returncode == 130, f"exit status {proc.returncode} after Ctrl-C; output:\n{output[-2000:]}"
+    assert "re-run" in output

@@ -33,7 +33,7 @@ class GoldenRun:
         return 100.0 * self.correct / len(self.labels)
 
     def top1_numpy(self) -> np.ndarray:
-        return self.top1.numpy().astype(np.int64)
+        return self.top1.cpu().numpy().astype(np.int64)
 
 
 def golden_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,

@@ -60,8 +60,8 @@ def classify(golden_logits: torch.Tensor, faulty_logits: torch.Tensor) -> Classi
     masked = same_bits(faulty_logits, golden_logits)
     faulty_top1 = top1(faulty_logits)
     same_top1 = faulty_top1 == top1(golden_logits)
-    codes = torch.full((len(faulty_logits),), Outcome.CRITICAL, dtype=torch.uint8)
+    codes = torch.full((len(faulty_logits),), Outcome.CRITICAL, dtype=torch.uint8, device=faulty_logits.device)
     codes[same_top1] = Outcome.NON_CRITICAL
     codes[masked] = Outcome.MASKED
     nonfinite = ~torch.isfinite(faulty_logits).all(dim=1)
-    return Classified(codes.numpy(), nonfinite.numpy(), faulty_top1.numpy().astype(np.int64))
+    return Classified(codes.cpu().numpy(), nonfinite.cpu().numpy(), faulty_top1.cpu().numpy().astype(np.int64))

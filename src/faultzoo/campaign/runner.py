@@ -149,6 +149,10 @@ def run_campaign(
         raise FaultzooError(f"workers must be >= 1 and batch_size >= 2, got workers={workers}, batch_size={batch_size}.")
     output = Path(output)
     dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FaultzooError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}).")
+    if dev.type != "cpu" and workers > 1:
+        raise FaultzooError(f"--workers {workers} is for CPUs; on {device} use --workers 1 (one process drives the GPU).")
     numerics = numerics_settings(dev, tf32=tf32, threads=threads)
     info = model_info(model_id)
     model = get_model(model_id, weights=weights, progress=True)

@@ -66,8 +66,8 @@ class _Rows:
     padding: np.ndarray  # True for rows duplicated only to keep the batch at >= 2 rows
 
     def subset(self, keep: torch.Tensor) -> _Rows:
-        k = keep.numpy()
-        return _Rows(self.images[keep], self.owners[k], self.padding[k])
+        k = keep.cpu()
+        return _Rows(self.images[k], self.owners[k.numpy()], self.padding[k.numpy()])
 
     def __len__(self) -> int:
         return len(self.images)
@@ -149,7 +149,7 @@ class FastEngine:
         # Same rows, other batch boundaries and order: results must not change.
         n = min(len(self.x), 2 * self.batch_size + 3)
         if n >= 4:
-            order = torch.arange(n).flip(0)
+            order = torch.arange(n, device=self.x.device).flip(0)
             shuffled = torch.cat([self.plan.run_golden(self.x[order[s]], set())[0]
                                   for s in batch_slices(n, max(2, n // 3))])
             self.checks.rows_independent = bool(torch.equal(_bits(shuffled), _bits(self.golden.logits[order])))
@@ -236,7 +236,7 @@ class FastEngine:
         by_param: dict[str, list[int]] = {}
         slow: list[int] = []
         golden_top1 = self.golden.top1_numpy()
-        golden_nonfinite = (~torch.isfinite(self.golden.logits).all(dim=1)).numpy()
+        golden_nonfinite = (~torch.isfinite(self.golden.logits).all(dim=1)).cpu().numpy()
         for pos, (_, fault) in enumerate(faults):
             if is_noop(self.model, fault):
                 sinks[pos] = _Sink(np.zeros(n, np.uint8), golden_nonfinite.copy(), golden_top1.copy())
@@ -324,13 +324,13 @@ class FastEngine:
                 survivors = []
                 for k, pos in enumerate(group):
                     equal = same_bits(outs[:, k], golden_out[:, channel[k]])
-                    self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten(), kept)
-                    rows = torch.nonzero(~equal).flatten()
+                    self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu(), kept)
+                    rows = torch.nonzero(~equal).flatten().cpu()
                     survivors.append((k, pos, rows))
 
                 def build(k_idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-                    value = golden_out.index_select(0, images)  # a copy: safe to edit
-                    value[torch.arange(len(images)), channel[k_idx]] = outs[images, k_idx]
+                    value = golden_out.index_select(0, images.to(golden_out.device))  # a copy: safe to edit
+                    value[torch.arange(len(images)), channel[k_idx]] = outs[images.to(outs.device), k_idx.to(outs.device)]
                     return value
 
                 self._pack(program, survivors, build, kept, offset, sinks)
@@ -345,9 +345,9 @@ class FastEngine:
                     out = torch.cat([torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
                                      for b in batch_slices(n, self.batch_size)])
                 equal = same_bits(out, golden_out)
-                self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten(), kept)
-                rows = torch.nonzero(~equal).flatten()
-                self._pack(program, [(0, pos, rows)], lambda k_idx, images, out=out: out.index_select(0, images),
+                self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu(), kept)
+                rows = torch.nonzero(~equal).flatten().cpu()
+                self._pack(program, [(0, pos, rows)], lambda k_idx, images, out=out: out.index_select(0, images.to(out.device)),
                            kept, offset, sinks)
 
     def _run_layer_aligned(self, program: LayerProgram, faults, positions: list[int], kept: dict, index: int,
@@ -411,7 +411,7 @@ class FastEngine:
             # Masking beyond the first few operations after the fault is rare (the perturbation has
             # spread over the whole tensor); checking there costs more than it saves.
             if watched is not None and not skip_checks and distance < self.check_window:
-                equal = same_bits(env[watched], kept[watched].index_select(0, rows.images))
+                equal = same_bits(env[watched], kept[watched].index_select(0, rows.images.to(env[watched].device)))
                 if bool(equal.any()):
                     self._mark_rows(sinks, rows, equal, offset, kept)
                     keep = ~equal
@@ -421,9 +421,9 @@ class FastEngine:
                     env[watched], rows = _at_least_two(env[watched][keep], rows)
         logits = env[self.plan.output]
         images = rows.images
-        result = classify(self.golden.logits[offset + images], logits)
+        result = classify(self.golden.logits[(offset + images).to(logits.device)], logits)
         real = ~rows.padding
-        targets = offset + images.numpy()
+        targets = offset + images.cpu().numpy()
         for owner in np.unique(rows.owners[real]):
             sel = real & (rows.owners == owner)
             sink, j = sinks[int(owner)], targets[sel]
@@ -434,18 +434,18 @@ class FastEngine:
             if node.op == "get_attr" else None
         if value is None:
             raise ExactnessError(f"golden value of {node.name} was not cached")
-        return value.index_select(0, images) if node in self.plan.batched else value
+        return value.index_select(0, images.to(value.device)) if node in self.plan.batched else value
 
     def _mark_masked(self, sink: _Sink, offset: int, images: torch.Tensor, kept: dict) -> None:
         if len(images):
-            idx = offset + images.numpy()
-            logits = self.golden.logits[idx]
+            idx = offset + images.cpu().numpy()
+            logits = self.golden.logits[torch.from_numpy(idx).to(self.golden.logits.device)]
             sink.codes[idx] = Outcome.MASKED
-            sink.nonfinite[idx] = (~torch.isfinite(logits).all(dim=1)).numpy()
-            sink.top1[idx] = logits.argmax(dim=1).numpy()
+            sink.nonfinite[idx] = (~torch.isfinite(logits).all(dim=1)).cpu().numpy()
+            sink.top1[idx] = logits.argmax(dim=1).cpu().numpy()
 
     def _mark_rows(self, sinks, rows: _Rows, equal: torch.Tensor, offset: int, kept: dict) -> None:
-        hit = equal.numpy() & ~rows.padding
+        hit = equal.cpu().numpy() & ~rows.padding
         for owner in np.unique(rows.owners[hit]):
             sel = torch.from_numpy(hit & (rows.owners == owner))
             self._mark_masked(sinks[int(owner)], offset, rows.images[sel], kept)
