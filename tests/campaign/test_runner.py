@@ -314,7 +314,7 @@ def cli_env() -> dict[str, str]:
 
 
 def start_and_interrupt(cmd: list[str], store: Path, total: int, sig: int, log: Path,
-                        timeout: float = 60) -> tuple[subprocess.Popen, int]:
+                        timeout: float = 180) -> tuple[subprocess.Popen, int]:
     """Start ``cmd``; once some but not all results are committed, send ``sig``. Returns the process and count seen.
 
     Also checks that no export file appears while the store is incomplete.
@@ -354,7 +354,7 @@ def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_
     assert runs[0][2] == len(results)
     assert _exports_present(out) == []
 
-    second = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=120)
+    second = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     printed = "".join(second.stdout.split())  # rich wraps long paths at the terminal width
     assert str(out / "results_upstream.csv") in printed

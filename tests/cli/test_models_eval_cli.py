@@ -60,7 +60,6 @@ def test_models_availability_follows_cache_and_mirror(monkeypatch):
     assert "download" in _row(result.output, "cifar10/resnet32")
 
 
-@pytest.mark.xfail(strict=True, reason="models table truncates ids ('cifar10/…') at 80 columns, e.g. when piped")
 def test_models_ids_survive_narrow_output():
     result = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
     assert result.exit_code == 0

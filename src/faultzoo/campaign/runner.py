@@ -190,14 +190,14 @@ def run_campaign(
         "platform": platform.platform(),
     }
     store_path = output / STORE_NAME
-    remove_exports(output)  # an export must never describe a different state of the store
     with ResultStore.open(store_path, identity, provenance) as store:
+        remove_exports(output)  # an export must never describe a different state of the store
         model = model.to(dev)
         x, y = selection.x.to(dev), selection.y.to(dev)
         golden = golden_run(model, x, y, batch_size=batch_size)
         done = store.done_ids()
         pending = [i for i in range(len(fault_list)) if i not in done]
-        engine_info: dict = {"engine": engine}
+        engine_info: dict = {"engine": engine, "note": "nothing left to compute in this run"}
         run_provenance = {**provenance, "engine": engine, "workers": workers, "golden_top1": golden.accuracy}
         store.begin_run(run_provenance)
         status = "interrupted"

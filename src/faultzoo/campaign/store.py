@@ -87,19 +87,23 @@ class ResultStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists() or path.stat().st_size == 0
         db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
         store = cls(path, db)
-        if fresh:
-            with store._transaction():
-                for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
-                    db.execute(statement)
-                store._put("schema_version", SCHEMA_VERSION)
-                store._put("identity", dict(identity))
-                store._put("meta", dict(meta or {}))
-                store._put("created", time.time())
-        else:
-            store._check(dict(identity))
+        try:
+            if not fresh:
+                store._check(dict(identity))  # before anything writes to a file that may not be ours
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            if fresh:
+                with store._transaction():
+                    for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
+                        db.execute(statement)
+                    store._put("schema_version", SCHEMA_VERSION)
+                    store._put("identity", dict(identity))
+                    store._put("meta", dict(meta or {}))
+                    store._put("created", time.time())
+        except BaseException:
+            db.close()
+            raise
         return store
 
     def _check(self, identity: dict) -> None:

@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; a FaultzooError becomes one red line and exit status 1."""
     logging.basicConfig(level=os.environ.get("FAULTZOO_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        # In non-standalone mode typer *returns* exit codes, Ctrl-C included (130).
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except FaultzooError as exc:
         if os.environ.get("FAULTZOO_DEBUG"):
             raise

@@ -17,7 +17,8 @@ def models(
     from faultzoo.zoo import list_models, model_info
 
     table = Table(title="faultzoo model zoo")
-    for col, justify in (("id", "left"), ("params", "right"), ("weights (≥2-D)", "right"), ("input", "left"),
+    table.add_column("id", no_wrap=True, min_width=20)
+    for col, justify in ( ("params", "right"), ("weights (≥2-D)", "right"), ("input", "left"),
                          ("weights source", "left"), ("available", "left"), ("claimed top-1 %", "right")):
         table.add_column(col, justify=justify)
     for model_id in list_models(dataset):

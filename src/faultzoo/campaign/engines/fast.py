@@ -96,7 +96,8 @@ class FastEngine:
         self.x = x
         self.golden = golden
         self.batch_size = batch_size
-        self.pack_rows = max(2, pack_rows or batch_size)
+        # Rows per downstream pass: large packs amortise per-operation overhead (measured: 512 beat 128).
+        self.pack_rows = max(2, pack_rows or max(batch_size, 512))
         self.check_window = check_window
         self.reference = ReferenceEngine(model, x, golden, batch_size=batch_size)
         self.checks = _Checks()
