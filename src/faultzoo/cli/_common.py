@@ -32,5 +32,5 @@ def progress_bar(unit: str = "images") -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=False,
+        console=Console(stderr=True), transient=False, refresh_per_second=2,  # a busy refresh thread slows torch
     )
