@@ -206,18 +206,20 @@ class FastEngine:
             return self._cache[1]["__logits__"], self._cache[1]
         sl = self.chunks[index]
         x = self.x[sl]
-        parts_logits, parts = [], []
+        n = sl.stop - sl.start
+        merged: dict = {}
+        parts_logits = []
         with torch.no_grad():
             for b in self.chunk_batches[index]:
                 logits, kept = self.plan.run_golden(x[b], self.keep)
                 parts_logits.append(logits)
-                parts.append(kept)
-        merged: dict = {}
-        for node in self.keep:
-            if node in self.plan.batched:
-                merged[node] = torch.cat([p[node] for p in parts])
-            else:
-                merged[node] = parts[0][node]
+                for node, value in kept.items():
+                    if node in self.plan.batched:
+                        if node not in merged:  # one buffer per node: no second copy through torch.cat
+                            merged[node] = value.new_empty((n, *value.shape[1:]))
+                        merged[node][b] = value
+                    else:
+                        merged.setdefault(node, value)
         merged["__logits__"] = torch.cat(parts_logits)
         self._cache = (index, merged)
         return merged["__logits__"], merged
