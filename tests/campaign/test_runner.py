@@ -320,7 +320,10 @@ def start_and_interrupt(cmd: list[str], store: Path, total: int, sig: int, log: 
     Also checks that no export file appears while the store is incomplete.
     """
     with open(log, "w") as handle:
-        proc = subprocess.Popen(cmd, env=cli_env(), stdout=handle, stderr=subprocess.STDOUT)
+        # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+        # inherited SIG_IGN: restore the default so the child sees Ctrl-C as a user would.
+        proc = subprocess.Popen(cmd, env=cli_env(), stdout=handle, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout
     seen = None
     try:
