@@ -338,12 +338,7 @@ class FastEngine:
 
                 self._pack(program, survivors, build, kept, offset, sinks)
         else:  # recompute the whole module with the faulty parameter
-            name = faults[positions[0]][1].param.rsplit(".", 1)[-1]
-            base = getattr(program.module, name).detach()
-            for pos in positions:
-                fault = faults[pos][1]
-                faulty = base.clone()
-                faulty[fault.index] = corrupt(base[fault.index], fault.bits, fault.kind)
+            for pos, name, faulty in _faulty_parameters(program, faults, positions):
                 with torch.no_grad():
                     out = torch.cat([torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
                                      for b in batch_slices(n, self.batch_size)])
@@ -358,12 +353,7 @@ class FastEngine:
         """Recompute from the faulty layer on, one golden batch at a time, rows untouched and in order."""
         golden_in, golden_out = kept[program.node.all_input_nodes[0]], kept[program.node]
         offset = self.chunks[index].start
-        name = faults[positions[0]][1].param.rsplit(".", 1)[-1]
-        base = getattr(program.module, name).detach()
-        for pos in positions:
-            fault = faults[pos][1]
-            faulty = base.clone()
-            faulty[fault.index] = corrupt(base[fault.index], fault.bits, fault.kind)
+        for pos, name, faulty in _faulty_parameters(program, faults, positions):
             for b in self.chunk_batches[index]:
                 images = torch.arange(b.start, b.stop)
                 with torch.no_grad():
@@ -452,6 +442,17 @@ class FastEngine:
         for owner in np.unique(rows.owners[hit]):
             sel = torch.from_numpy(hit & (rows.owners == owner))
             self._mark_masked(sinks[int(owner)], offset, rows.images[sel], kept)
+
+
+def _faulty_parameters(program: LayerProgram, faults, positions: list[int]):
+    """(position, parameter name, faulty copy of the parameter) for each fault of one module."""
+    name = faults[positions[0]][1].param.rsplit(".", 1)[-1]
+    base = getattr(program.module, name).detach()
+    for pos in positions:
+        fault = faults[pos][1]
+        faulty = base.clone()
+        faulty[fault.index] = corrupt(base[fault.index], fault.bits, fault.kind)
+        yield pos, name, faulty
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:
