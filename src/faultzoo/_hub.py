@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -148,14 +147,3 @@ def _install(src, total: int | None, target: Path, sha256: str, origin: str, pro
         tmp.unlink(missing_ok=True)
     _logger.info("cached %s from %s", target, origin)
     return target
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    """Copy a file so that ``dst`` is either absent or complete."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp_name)
-        os.replace(tmp_name, dst)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
