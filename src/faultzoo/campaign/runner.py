@@ -156,8 +156,11 @@ def run_campaign(
     numerics = numerics_settings(dev, tf32=tf32, threads=threads)
     info = model_info(model_id)
     model = get_model(model_id, weights=weights, progress=True)
-    fault_list = faults if isinstance(faults, FaultList) else read_fault_list(faults, model, model_id=model_id)
-    validate(fault_list, model)
+    if isinstance(faults, FaultList):
+        fault_list = faults
+        validate(fault_list, model)
+    else:
+        fault_list = read_fault_list(faults, model, model_id=model_id)  # validates against the model
     if fault_limit is not None:
         fault_list = fault_list[:fault_limit]
     if fault_sample is not None and fault_sample < len(fault_list):
