@@ -42,6 +42,14 @@ _logger = logging.getLogger(__name__)
 
 _UNSET = 255
 _STACK_ELEMENTS = 8 << 20  # cap on (images x stacked channels x H x W) of one stacked conv
+# Packed rows per downstream pass: per-image conv time grows once a batch's activation outgrows the
+# caches (resnet20, 1 thread: 16x32x32 maps cost 640 us/image at 32 rows, 2,000 at 512), while tiny
+# batches pay per-call overhead. ~2 MB per activation was best for all three resnet20 stages.
+_PACK_BYTES = 2 << 20
+_PACK_MIN, _PACK_MAX = 16, 512
+# A masking check point is dropped once it has seen this many rows and masked under this share of them.
+_CHECK_TRIAL_ROWS = 256
+_CHECK_MIN_YIELD = 0.02
 
 
 @dataclass
@@ -91,14 +99,15 @@ class FastEngine:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, golden: GoldenRun, *, batch_size: int,
                  params: Sequence[str] = (), chunk_images: int | None = None,
-                 memory_budget: int = 2 << 30, pack_rows: int | None = None, check_window: int = 6):
+                 memory_budget: int = 2 << 30, pack_rows: int | None = None):
         self.model = model.eval()
         self.x = x
         self.golden = golden
         self.batch_size = batch_size
-        # Rows per downstream pass: large packs amortise per-operation overhead (measured: 512 beat 128).
-        self.pack_rows = max(2, pack_rows or max(batch_size, 512))
-        self.check_window = check_window
+        # Rows per downstream pass: a fixed count (pack_rows), or by default as many as keep the
+        # program's largest activation near _PACK_BYTES (see _pack_size).
+        self.pack_rows = max(2, pack_rows) if pack_rows else None
+        self.check_stats: dict[tuple[fx.Node, fx.Node], list[int]] = {}
         self.reference = ReferenceEngine(model, x, golden, batch_size=batch_size)
         self.checks = _Checks()
         self.fallback: str | None = None
@@ -111,12 +120,14 @@ class FastEngine:
         # Chunks are runs of whole golden batches, so that a batch-aligned recomputation sees the
         # very batches the golden run (and the reference engine) used.
         self.batches = batch_slices(len(x), batch_size)
-        per_chunk = max(1, self._chunk_size(chunk_images, memory_budget) // batch_size)
+        size = self._chunk_size(chunk_images, memory_budget)
+        per_chunk = len(self.batches) if size >= len(x) else max(1, size // batch_size)
         groups = [self.batches[i: i + per_chunk] for i in range(0, len(self.batches), per_chunk)]
         self.chunks = [slice(g[0].start, g[-1].stop) for g in groups]
         self.chunk_batches = [[slice(b.start - g[0].start, b.stop - g[0].start) for b in g] for g in groups]
         self.aligned = False
         self._cache: tuple[int, dict[fx.Node, object]] | None = None
+        self._outputs: dict[fx.Node, torch.Tensor] = {}  # golden outputs of faulty layers, current chunk
         self._verified_layers: set[str] = set()
         self._verify_whole_model()
 
@@ -165,7 +176,7 @@ class FastEngine:
 
     def _verify_layer(self, program: LayerProgram, param: str, fault: Fault, kept: dict) -> str:
         """Decide how a layer's faults are computed, checking the facts each mode relies on."""
-        golden_in, golden_out = kept[program.node.all_input_nodes[0]], kept[program.node]
+        golden_in, golden_out = kept[program.node.all_input_nodes[0]], self._golden_output(program, kept)
         mode = "stacked" if program.fast_kind in ("conv", "linear") and param.endswith(".weight") else "module"
         if self.aligned:
             mode = "aligned"
@@ -222,11 +233,36 @@ class FastEngine:
                         merged.setdefault(node, value)
         merged["__logits__"] = torch.cat(parts_logits)
         self._cache = (index, merged)
+        self._outputs = {}
         return merged["__logits__"], merged
 
+    def _golden_output(self, program: LayerProgram, kept: dict) -> torch.Tensor:
+        """The faulty layer's golden output on the cached chunk, recomputed rather than cached (it is
+        cheap next to the faults' work, and caching every layer's output would double the memory):
+        same module, same input rows, same batches as the golden run, hence the same bits."""
+        if program.node not in self._outputs:
+            index = self._cache[0]
+            with torch.no_grad():
+                parts = [self.plan.executor.run(program.node, {a: kept[a][b] for a in program.node.all_input_nodes})
+                         for b in self.chunk_batches[index]]
+            self._outputs[program.node] = torch.cat(parts)
+        return self._outputs[program.node]
+
     # ---------------------------------------------------------------- public
+    def _pack_size(self, program: LayerProgram) -> int:
+        if self.pack_rows:
+            return self.pack_rows
+        rows = _PACK_BYTES // max(1, program.row_bytes)
+        return int(min(_PACK_MAX, max(_PACK_MIN, rows)))
+
+    def _check_useful(self, program: LayerProgram, step: fx.Node) -> bool:
+        """Keep checking a point while it drops enough rows to pay for the comparison."""
+        checked, masked = self.check_stats.get((program.node, step), (0, 0))
+        return checked < _CHECK_TRIAL_ROWS or masked >= _CHECK_MIN_YIELD * checked
+
     def describe(self) -> dict:
-        return {"engine": self.name, "batch_size": self.batch_size, "pack_rows": self.pack_rows,
+        return {"engine": self.name, "batch_size": self.batch_size,
+                "pack_rows": self.pack_rows or {p: self._pack_size(prog) for p, prog in sorted(self.programs.items())},
                 "chunk_images": self.chunks[0].stop - self.chunks[0].start, "fallback": self.fallback,
                 "batch_aligned": self.aligned,
                 "checks": self.checks.to_dict()}
@@ -313,7 +349,7 @@ class FastEngine:
 
     def _run_layer(self, program: LayerProgram, mode: str, faults, positions: list[int], kept: dict,
                    offset: int, sinks: dict[int, _Sink]) -> None:
-        golden_in, golden_out = kept[program.node.all_input_nodes[0]], kept[program.node]
+        golden_in, golden_out = kept[program.node.all_input_nodes[0]], self._golden_output(program, kept)
         n = len(golden_out)
         if mode == "stacked":
             per_channel = golden_out[0, 0].numel() * n
@@ -351,7 +387,7 @@ class FastEngine:
     def _run_layer_aligned(self, program: LayerProgram, faults, positions: list[int], kept: dict, index: int,
                            sinks: dict[int, _Sink]) -> None:
         """Recompute from the faulty layer on, one golden batch at a time, rows untouched and in order."""
-        golden_in, golden_out = kept[program.node.all_input_nodes[0]], kept[program.node]
+        golden_in, golden_out = kept[program.node.all_input_nodes[0]], self._golden_output(program, kept)
         offset = self.chunks[index].start
         for pos, name, faulty in _faulty_parameters(program, faults, positions):
             for b in self.chunk_batches[index]:
@@ -371,8 +407,9 @@ class FastEngine:
         k_all = torch.cat([torch.full((len(rows),), k, dtype=torch.long) for k, _, rows in survivors])
         img_all = torch.cat([rows for _, _, rows in survivors])
         pos_all = np.concatenate([np.full(len(rows), pos, dtype=np.int64) for _, pos, rows in survivors])
-        for start in range(0, len(img_all), self.pack_rows):
-            stop = min(start + self.pack_rows, len(img_all))
+        pack = self._pack_size(program)
+        for start in range(0, len(img_all), pack):
+            stop = min(start + pack, len(img_all))
             if len(img_all) - stop == 1:  # never leave a lone row for the last batch
                 stop += 1
             if start >= len(img_all):
@@ -393,7 +430,7 @@ class FastEngine:
         value, rows = _at_least_two(value, rows)
         env[program.node] = value
         executor = self.plan.executor
-        for distance, step in enumerate(program.steps):
+        for step in program.steps:
             local = {a: self._golden_rows(a, kept, rows.images) for a in step.all_input_nodes if a not in env}
             env[step] = executor.run(step, {**env, **local} if local else env)
             if step is self.plan.output:
@@ -401,10 +438,11 @@ class FastEngine:
             for dead in program.frees.get(step, ()):
                 env.pop(dead, None)
             watched = program.checks.get(step)
-            # Masking beyond the first few operations after the fault is rare (the perturbation has
-            # spread over the whole tensor); checking there costs more than it saves.
-            if watched is not None and not skip_checks and distance < self.check_window:
+            if watched in kept and not skip_checks and self._check_useful(program, step):
                 equal = same_bits(env[watched], kept[watched].index_select(0, rows.images.to(env[watched].device)))
+                stats = self.check_stats.setdefault((program.node, step), [0, 0])
+                stats[0] += int((~torch.from_numpy(rows.padding)).sum())
+                stats[1] += int(equal.sum())
                 if bool(equal.any()):
                     self._mark_rows(sinks, rows, equal, offset, kept)
                     keep = ~equal
