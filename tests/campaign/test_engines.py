@@ -169,3 +169,58 @@ def test_batch_slices_never_leave_a_single_row(n, batch):
     assert n == 1 or all(s.stop - s.start >= 2 for s in slices)
     with pytest.raises(ValueError):
         batch_slices(n, 1)
+
+
+def test_stacked_conv_witness_mismatch_switches_the_layer_to_module_mode(monkeypatch):
+    """A stacked convolution whose golden witness channel differs is not trusted: the layer is recomputed
+    whole, and outcomes still equal the reference's."""
+    from faultzoo.campaign.engines import fast as fast_module
+
+    original = fast_module.stacked_rows_output
+    calls = {"n": 0}
+
+    def drifting(module, kind, inp, weight_rows, bias_rows):
+        out = original(module, kind, inp, weight_rows, bias_rows)
+        calls["n"] += 1
+        if len(inp) > 8:  # the campaign's stacked convs (all images), not the start-up checks on 8 rows
+            out[:, 0] = torch.nextafter(out[:, 0], torch.full_like(out[:, 0], float("inf")))
+        return out
+
+    monkeypatch.setattr(fast_module, "stacked_rows_output", drifting)
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(24, 3, 32, 32)
+    faults = random_faults(model, 6, seed=11, params=["layer2.0.conv1.weight", "layer3.1.conv2.weight"])
+    fast, _ = compare_engines(model, x, faults, batch_size=8)
+    layers = fast.describe()["checks"]["layers"]
+    assert calls["n"] > 0
+    assert layers["layer2.0.conv1.weight"].startswith("module: a stacked convolution's witness channel differed")
+    assert layers["layer3.1.conv2.weight"].startswith("module:")
+
+
+def test_unproductive_check_points_are_dropped_and_outcomes_stay_exact():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(600, 3, 32, 32)
+    faults = random_faults(model, 8, seed=12, params=["layer3.0.conv1.weight"])
+    fast, _ = compare_engines(model, x, faults, batch_size=64)
+    stats = {step.name: counts for (node, step), counts in fast.check_stats.items()}
+    # Of the full-size maps, only the ReLU before the next conv is checked for a conv1 fault (the last
+    # point before the perturbation is mixed); after it only small tensors (pooled features), never the
+    # logits themselves. A point stops being checked once it masked under 2 % of its first 256 rows.
+    small = {n.name for n, size in fast.plan.row_bytes.items() if size <= 4096}
+    assert "layer3_0_relu1" in stats and set(stats) - {"layer3_0_relu1"} <= small - {"linear"}
+    checked, masked = stats["layer3_0_relu1"]
+    assert checked >= 256
+    program = fast.programs["layer3.0.conv1.weight"]
+    step = next(s for s in program.steps if s.name == "layer3_0_relu1")
+    assert fast._check_useful(program, step) == (masked >= 0.02 * checked)
+
+
+def test_whole_selection_in_one_chunk_when_it_fits():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(70, 3, 32, 32)  # 70 images, batches of 16: 4 full batches and a partial one
+    golden = golden_run(model, x, torch.zeros(70, dtype=torch.long), batch_size=16)
+    fast = make_engine("fast", model, x, golden, batch_size=16, params=["layer1.0.conv1.weight"])
+    assert [(c.start, c.stop) for c in fast.chunks] == [(0, 70)]

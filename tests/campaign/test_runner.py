@@ -299,6 +299,36 @@ def test_reference_engine_gives_the_same_outcomes(baseline, fault_csv, npz, tmp_
     assert np.array_equal(np.load(ref.exports["outcomes"]), np.load(baseline.exports["outcomes"]))
 
 
+def test_two_worker_processes_give_the_same_outcomes(baseline, fault_csv, npz, tmp_path):
+    """Workers share the parent's golden maps and start-up checks; results must not change."""
+    two = _campaign(fault_csv, npz, tmp_path / "two", workers=2, keep_outcomes=True)
+    assert two.complete and two.engine["workers"] == 2 and two.engine["fallback"] is None
+    assert _without_seconds(_read_csv(two.exports["results"])) == \
+        _without_seconds(_read_csv(baseline.exports["results"]))
+    assert np.array_equal(np.load(two.exports["outcomes"]), np.load(baseline.exports["outcomes"]))
+
+
+def test_tasks_keep_layers_together_balance_work_and_start_with_the_heaviest(fault_list):
+    from faultzoo.campaign.runner import plan_tasks
+
+    pending = list(range(len(fault_list)))
+    depth = {p: k for k, p in enumerate(dict.fromkeys(sorted(f.param for f in fault_list)))}
+
+    def cost(fault):  # early layers cost more, as in a real network
+        return 1.0 + 10.0 / (1 + depth[fault.param])
+
+    tasks = plan_tasks(fault_list, pending, cost, parallel=2)
+    assert sorted(i for t in tasks for i in t) == pending  # each fault exactly once
+    loads = [sum(cost(fault_list[i]) for i in t) for t in tasks]
+    assert loads == sorted(loads, reverse=True)
+    assert 8 <= len(tasks) <= 16 and max(loads) <= 2.5 * sum(loads) / len(tasks)
+    for task in tasks:  # faults of a layer are contiguous within a task (the engine stacks them)
+        params = [fault_list[i].param for i in task]
+        assert params == sorted(params)
+    one = plan_tasks(fault_list, pending, cost, parallel=1, size=50)
+    assert [len(t) for t in one] == [50] * 8 and sum(one, []) == sorted(pending, key=lambda i: (fault_list[i].param, i))
+
+
 # ------------------------------------------------------------------ kill -9, then the same command
 def cli_command(fault_csv: Path, npz: Path, out: Path) -> list[str]:
     return [sys.executable, "-c", "from faultzoo.cli import main; main()", "campaign", MODEL, "--faults",

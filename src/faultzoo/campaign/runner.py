@@ -9,13 +9,12 @@ again, and ends with results identical to an uninterrupted run.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import random
 import os
+import random
 import platform
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from faultzoo.campaign.engines import ENGINES, make_engine
 from faultzoo.campaign.exports import export_all, remove_exports
 from faultzoo.campaign.golden import GoldenRun, golden_run
 from faultzoo.campaign.outcome import Classified, Outcome
+from faultzoo.campaign.parallel import WorkerPool, share
 from faultzoo.campaign.store import FaultResult, ResultStore
 from faultzoo.campaign.summary import CampaignSummary, summarize
 from faultzoo.exceptions import DatasetError, FaultzooError
@@ -193,20 +193,22 @@ def run_campaign(
         "platform": platform.platform(),
     }
     store_path = output / STORE_NAME
-    with ResultStore.open(store_path, identity, provenance) as store:
+    with ResultStore.open(store_path, identity, provenance) as store, ExitStack() as stack:
         remove_exports(output)  # an export must never describe a different state of the store
+        done = store.done_ids()
+        pending = [i for i in range(len(fault_list)) if i not in done]
+        # Workers start now, so that their start-up overlaps the golden run.
+        pool = stack.enter_context(WorkerPool(workers)) if pending and workers > 1 and engine == "fast" else None
         model = model.to(dev)
         x, y = selection.x.to(dev), selection.y.to(dev)
         golden = golden_run(model, x, y, batch_size=batch_size)
-        done = store.done_ids()
-        pending = [i for i in range(len(fault_list)) if i not in done]
         engine_info: dict = {"engine": engine, "note": "nothing left to compute in this run"}
         run_provenance = {**provenance, "engine": engine, "workers": workers, "golden_top1": golden.accuracy}
         store.begin_run(run_provenance)
         status = "interrupted"
         try:
             if pending:
-                engine_info = _execute(store, model, x, golden, fault_list, pending, engine=engine, workers=workers,
+                engine_info = _execute(store, model, x, golden, fault_list, pending, engine=engine, pool=pool,
                                        batch_size=batch_size, task_size=task_size, keep_outcomes=keep_outcomes,
                                        callbacks=callbacks, engine_options=engine_options or {})
             status = "complete"
@@ -229,10 +231,32 @@ def subset(fault_list: FaultList, positions: Sequence[int]) -> FaultList:
                      tuple(fault_list.lines[i] for i in positions) if fault_list.lines is not None else None)
 
 
-def _tasks(fault_list: FaultList, pending: list[int], size: int) -> list[list[int]]:
-    """Group pending faults by layer (the fast engine stacks a layer's faults) into tasks of ``size``."""
+def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
+               size: int | None = None) -> list[list[int]]:
+    """Group pending faults into tasks: a layer's faults together (the fast engine stacks them), tasks of
+    about equal estimated work (``cost`` per fault), the heaviest first so that no worker is left with
+    a long task at the end. ``size`` fixes the number of faults per task instead."""
     ordered = sorted(pending, key=lambda i: (fault_list[i].param, i))
-    return [ordered[s: s + size] for s in range(0, len(ordered), size)]
+    if size:
+        tasks = [ordered[s: s + size] for s in range(0, len(ordered), size)]
+        return sorted(tasks, key=lambda t: -sum(cost(fault_list[i]) for i in t)) if parallel > 1 else tasks
+    weights = {i: cost(fault_list[i]) for i in ordered}
+    # Enough tasks per worker to balance and to commit often; never more faults than a task can stack.
+    target = sum(weights.values()) / max(1, 6 * parallel)
+    tasks: list[list[int]] = [[]]
+    load = 0.0
+    for i in ordered:
+        if tasks[-1] and (load + weights[i] > target or len(tasks[-1]) >= _TASK_MAX_FAULTS):
+            tasks.append([])
+            load = 0.0
+        tasks[-1].append(i)
+        load += weights[i]
+    if parallel > 1:
+        tasks.sort(key=lambda t: -sum(weights[i] for i in t))
+    return tasks
+
+
+_TASK_MAX_FAULTS = 128
 
 
 def _to_result(fid: int, c: Classified, labels: np.ndarray, seconds: float, keep: bool) -> FaultResult:
@@ -243,13 +267,16 @@ def _to_result(fid: int, c: Classified, labels: np.ndarray, seconds: float, keep
 
 
 def _execute(store, model, x, golden: GoldenRun, fault_list: FaultList, pending: list[int], *, engine: str,
-             workers: int, batch_size: int, task_size: int | None, keep_outcomes: bool,
+             pool: WorkerPool | None, batch_size: int, task_size: int | None, keep_outcomes: bool,
              callbacks: Sequence[ProgressCallback], engine_options: dict) -> dict:
-    labels = golden.labels.cpu().numpy()
+    labels = golden.labels.cpu().numpy().copy()
     params = list(dict.fromkeys(fault_list[i].param for i in pending))
     total, already = len(fault_list), len(fault_list) - len(pending)
-    size = task_size or max(8, min(64, len(pending) // (4 * workers) or 1))
-    tasks = [[(i, fault_list[i]) for i in task] for task in _tasks(fault_list, pending, size)]
+    # With workers, this engine only prepares theirs: start-up checks and golden maps, done once.
+    eng = make_engine(engine, model, x, golden, batch_size=batch_size, params=params, **engine_options)
+    tasks = [[(i, fault_list[i]) for i in task]
+             for task in plan_tasks(fault_list, pending, eng.cost, parallel=pool.workers if pool else 1,
+                                    size=task_size)]
     start = time.perf_counter()
     evaluations = 0
 
@@ -263,47 +290,16 @@ def _execute(store, model, x, golden: GoldenRun, fault_list: FaultList, pending:
         for callback in callbacks:
             callback(progress)
 
-    if workers == 1 or engine == "reference":
-        eng = make_engine(engine, model, x, golden, batch_size=batch_size, params=params, **engine_options)
+    if pool is None:
         for task in tasks:
             t0 = time.perf_counter()
             commit(eng.run(task), time.perf_counter() - t0)
         return eng.describe()
-    payload = {"model": model.cpu(), "x": x.cpu(), "golden": golden, "engine": engine, "batch_size": batch_size,
-               "params": params, "options": engine_options}
-    context = multiprocessing.get_context("spawn")  # fork after torch's thread pools start can deadlock
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(payload,)) as pool:
-        queue = list(tasks)
-        running = {}
-        try:
-            while queue or running:
-                while queue and len(running) < 2 * workers:
-                    task = queue.pop(0)
-                    running[pool.submit(_worker_run, task)] = task
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    running.pop(future)
-                    outcomes, seconds, description = future.result()
-                    commit(outcomes, seconds)
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
-    return {**description, "workers": workers}
-
-
-_WORKER: dict = {}
-
-
-def _worker_init(payload: dict) -> None:
-    torch.set_num_threads(1)  # one process per core beats threads on small convolutions
-    engine = make_engine(payload["engine"], payload["model"], payload["x"], payload["golden"],
-                         batch_size=payload["batch_size"], params=payload["params"], **payload["options"])
-    _WORKER["engine"] = engine
-
-
-def _worker_run(task: list[tuple[int, Fault]]) -> tuple[dict[int, Classified], float, dict]:
-    t0 = time.perf_counter()
-    engine = _WORKER["engine"]
-    outcomes = engine.run(task)
-    return outcomes, time.perf_counter() - t0, engine.describe()
+    # Shared copies: moving a tensor's storage to shared memory in place would leave dangling any
+    # numpy view of it (the parent keeps using x and the golden run).
+    golden = GoldenRun(share(golden.logits.cpu().clone()), share(golden.labels.cpu().clone()), golden.batch_size)
+    payload = {"model": model.cpu().share_memory(), "x": share(x.cpu().clone()), "golden": golden, "engine": engine,
+               "batch_size": batch_size, "params": params,
+               "options": {**engine_options, "prepared": eng.prepared_state()}}
+    del eng
+    return pool.run(payload, tasks, commit)

@@ -18,6 +18,10 @@ class Engine(Protocol):
         """Outcomes of each (fault id, fault) on all images, keyed by fault id."""
         ...
 
+    def cost(self, fault: Fault) -> float:
+        """Relative work of one fault on one image (only for scheduling)."""
+        ...
+
     def describe(self) -> dict:
         """Settings and start-up checks, for the campaign's provenance."""
         ...

@@ -99,7 +99,7 @@ class FastEngine:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, golden: GoldenRun, *, batch_size: int,
                  params: Sequence[str] = (), chunk_images: int | None = None,
-                 memory_budget: int = 2 << 30, pack_rows: int | None = None):
+                 memory_budget: int = 2 << 30, pack_rows: int | None = None, prepared: dict | None = None):
         self.model = model.eval()
         self.x = x
         self.golden = golden
@@ -129,7 +129,50 @@ class FastEngine:
         self._cache: tuple[int, dict[fx.Node, object]] | None = None
         self._outputs: dict[fx.Node, torch.Tensor] = {}  # golden outputs of faulty layers, current chunk
         self._verified_layers: set[str] = set()
-        self._verify_whole_model()
+        if prepared is None or not self._adopt(prepared):
+            self._verify_whole_model()
+
+    # ---------------------------------------------------------------- sharing with worker processes
+    def prepared_state(self) -> dict:
+        """What a twin engine (same model, images, golden run, parameters and options) in a worker
+        process can reuse instead of redoing it: the whole-model checks and, when the selection is a
+        single chunk, the golden maps, moved to shared memory so that all workers read one copy."""
+        state = {"chunks": [(c.start, c.stop) for c in self.chunks], "aligned": self.aligned,
+                 "fallback": self.fallback, "graph_equals_eager": self.checks.graph_equals_eager,
+                 "rows_independent": self.checks.rows_independent, "golden": None}
+        if len(self.chunks) == 1 and not self.fallback:
+            _, kept = self._golden_chunk(0)
+            state["golden"] = {key if isinstance(key, str) else key.name:
+                               value.share_memory_() if isinstance(value, torch.Tensor) else value
+                               for key, value in kept.items()}
+        return state
+
+    def _adopt(self, state: dict) -> bool:
+        if state["chunks"] != [(c.start, c.stop) for c in self.chunks]:
+            return False  # another memory budget: check everything here
+        self.aligned, self.fallback = state["aligned"], state["fallback"]
+        self.checks.graph_equals_eager = state["graph_equals_eager"]
+        self.checks.rows_independent = state["rows_independent"]
+        if state["golden"] is not None:
+            by_name = {node.name: node for node in self.plan.nodes}
+            cache = {key if key == "__logits__" else by_name[key]: value for key, value in state["golden"].items()}
+            if self.keep <= cache.keys() and self._same_as_here(cache):
+                self._cache = (0, cache)
+        return True
+
+    def _same_as_here(self, cache: dict) -> bool:
+        """The shared golden maps were computed in another process (maybe with other thread counts):
+        recompute the first golden batch here and require the same bits, or compute everything here."""
+        first = self.chunk_batches[0][0]
+        with torch.no_grad():
+            logits, kept = self.plan.run_golden(self.x[first], self.keep)
+        same = torch.equal(_bits(logits), _bits(self.golden.logits[first]))
+        for node, value in kept.items():
+            if same and node in self.plan.batched:
+                same = torch.equal(_bits(value), _bits(cache[node][first]))
+        if not same:
+            _logger.info("golden maps from the parent process differ from this process's: recomputing")
+        return same
 
     # ---------------------------------------------------------------- set-up and checks
     def _add_program(self, param: str) -> LayerProgram | None:
@@ -183,15 +226,18 @@ class FastEngine:
         first = self.chunk_batches[0][0]
         rows = torch.arange(first.start, first.stop) if self.aligned else torch.arange(min(4, len(golden_out)))
         if mode == "stacked":
-            # (a) a few output channels computed alone equal those channels of the full layer, and
+            # (a) a few output channels computed alone, or stacked, equal those channels of the full
+            # layer (on the first golden batch; every stacked conv of the campaign re-checks this on
+            # all its images through a golden witness channel, see _run_stacked), and
             # (b) the full layer with the faulty weight changes only that weight's output channel.
             o = fault.index[0]
             channels = sorted({0, o, golden_out.shape[1] - 1})
-            ok = all(torch.equal(_bits(self._channel_outputs(program, golden_in, [(c, None)])[:, 0]),
-                                 _bits(golden_out[:, c])) for c in channels)
+            sample_in, sample_out = golden_in[first], golden_out[first]
+            ok = all(torch.equal(_bits(self._channel_outputs(program, sample_in, [(c, None)])[:, 0]),
+                                 _bits(sample_out[:, c])) for c in channels)
             weight = program.module.weight.detach()
-            stacked = self._channel_outputs(program, golden_in, [(c, None) for c in channels])
-            ok = ok and all(torch.equal(_bits(stacked[:, k]), _bits(golden_out[:, c])) for k, c in enumerate(channels))
+            stacked = self._channel_outputs(program, sample_in, [(c, None) for c in channels])
+            ok = ok and all(torch.equal(_bits(stacked[:, k]), _bits(sample_out[:, c])) for k, c in enumerate(channels))
             faulty_weight = weight.clone()
             faulty_weight[fault.index] = corrupt(weight[fault.index], fault.bits, fault.kind)
             full = torch.func.functional_call(program.module, {"weight": faulty_weight}, (golden_in[rows],))
@@ -260,6 +306,12 @@ class FastEngine:
         checked, masked = self.check_stats.get((program.node, step), (0, 0))
         return checked < _CHECK_TRIAL_ROWS or masked >= _CHECK_MIN_YIELD * checked
 
+    def cost(self, fault: Fault) -> float:
+        """Estimated work of one fault on one image (multiply-adds), for balancing tasks."""
+        program = self._add_program(fault.param)
+        # Plus a floor for the per-fault work that does not scale with the graph (stacking, checks).
+        return (program.cost if program is not None else self.plan.forward_cost) + 0.01 * self.plan.forward_cost
+
     def describe(self) -> dict:
         return {"engine": self.name, "batch_size": self.batch_size,
                 "pack_rows": self.pack_rows or {p: self._pack_size(prog) for p, prog in sorted(self.programs.items())},
@@ -301,7 +353,7 @@ class FastEngine:
                 elif mode == "aligned":
                     self._run_layer_aligned(program, faults, positions, kept, index, sinks)
                 else:
-                    self._run_layer(program, mode, faults, positions, kept, sl.start, sinks)
+                    self._run_layer(program, param, faults, positions, kept, sl.start, sinks)
             if slow:
                 self._reference_chunk(faults, slow, sl, sinks)
         out: dict[int, Classified] = {}
@@ -347,42 +399,58 @@ class FastEngine:
             outs.append(stacked_rows_output(module, "conv", inp[:, g * per_group_in:(g + 1) * per_group_in], w, b))
         return torch.cat(outs, dim=1)
 
-    def _run_layer(self, program: LayerProgram, mode: str, faults, positions: list[int], kept: dict,
+    def _run_layer(self, program: LayerProgram, param: str, faults, positions: list[int], kept: dict,
                    offset: int, sinks: dict[int, _Sink]) -> None:
         golden_in, golden_out = kept[program.node.all_input_nodes[0]], self._golden_output(program, kept)
+        if self.checks.layers_fast[param] != "stacked":
+            self._run_module(program, faults, positions, golden_in, golden_out, kept, offset, sinks)
+            return
         n = len(golden_out)
-        if mode == "stacked":
-            per_channel = golden_out[0, 0].numel() * n
-            stack = max(1, min(len(positions), _STACK_ELEMENTS // max(per_channel, 1)))
-            for start in range(0, len(positions), stack):
-                group = positions[start: start + stack]
-                with torch.no_grad():
-                    outs = self._channel_outputs(program, golden_in, [(faults[p][1].index[0], faults[p][1])
-                                                                      for p in group])
-                channel = torch.tensor([faults[p][1].index[0] for p in group])
-                survivors = []
-                for k, pos in enumerate(group):
-                    equal = same_bits(outs[:, k], golden_out[:, channel[k]])
-                    self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu(), kept)
-                    rows = torch.nonzero(~equal).flatten().cpu()
-                    survivors.append((k, pos, rows))
-
-                def build(k_idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-                    value = golden_out.index_select(0, images.to(golden_out.device))  # a copy: safe to edit
-                    value[torch.arange(len(images)), channel[k_idx]] = outs[images.to(outs.device), k_idx.to(outs.device)]
-                    return value
-
-                self._pack(program, survivors, build, kept, offset, sinks)
-        else:  # recompute the whole module with the faulty parameter
-            for pos, name, faulty in _faulty_parameters(program, faults, positions):
-                with torch.no_grad():
-                    out = torch.cat([torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
-                                     for b in batch_slices(n, self.batch_size)])
-                equal = same_bits(out, golden_out)
+        per_channel = golden_out[0, 0].numel() * n
+        stack = max(1, min(len(positions), _STACK_ELEMENTS // max(per_channel, 1)))
+        for start in range(0, len(positions), stack):
+            group = positions[start: start + stack]
+            channel = torch.tensor([faults[p][1].index[0] for p in group])
+            # The first row is a golden witness: the unfaulted weights of the first fault's channel.
+            # Computed in the very same call as the faulty rows, it must equal the golden channel on
+            # every image, or this layer's stacked convolutions are not trusted any more.
+            witness = int(channel[0])
+            with torch.no_grad():
+                outs = self._channel_outputs(program, golden_in, [(witness, None)] + [
+                    (faults[p][1].index[0], faults[p][1]) for p in group])
+            if not torch.equal(_bits(outs[:, 0]), _bits(golden_out[:, witness])):
+                self.checks.layers_fast[param] = "module: a stacked convolution's witness channel differed"
+                _logger.warning("%s: %s", param, self.checks.layers_fast[param])
+                self._run_module(program, faults, positions[start:], golden_in, golden_out, kept, offset, sinks)
+                return
+            outs = outs[:, 1:]
+            survivors = []
+            for k, pos in enumerate(group):
+                equal = same_bits(outs[:, k], golden_out[:, channel[k]])
                 self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu(), kept)
                 rows = torch.nonzero(~equal).flatten().cpu()
-                self._pack(program, [(0, pos, rows)], lambda k_idx, images, out=out: out.index_select(0, images.to(out.device)),
-                           kept, offset, sinks)
+                survivors.append((k, pos, rows))
+
+            def build(k_idx: torch.Tensor, images: torch.Tensor, outs=outs, channel=channel) -> torch.Tensor:
+                value = golden_out.index_select(0, images.to(golden_out.device))  # a copy: safe to edit
+                value[torch.arange(len(images)), channel[k_idx]] = outs[images.to(outs.device), k_idx.to(outs.device)]
+                return value
+
+            self._pack(program, survivors, build, kept, offset, sinks)
+
+    def _run_module(self, program: LayerProgram, faults, positions: list[int], golden_in: torch.Tensor,
+                    golden_out: torch.Tensor, kept: dict, offset: int, sinks: dict[int, _Sink]) -> None:
+        """Recompute the whole faulty module (any parameter kind), then the downstream graph."""
+        n = len(golden_out)
+        for pos, name, faulty in _faulty_parameters(program, faults, positions):
+            with torch.no_grad():
+                out = torch.cat([torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
+                                 for b in batch_slices(n, self.batch_size)])
+            equal = same_bits(out, golden_out)
+            self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu(), kept)
+            rows = torch.nonzero(~equal).flatten().cpu()
+            self._pack(program, [(0, pos, rows)], lambda k_idx, images, out=out: out.index_select(0, images.to(out.device)),
+                       kept, offset, sinks)
 
     def _run_layer_aligned(self, program: LayerProgram, faults, positions: list[int], kept: dict, index: int,
                            sinks: dict[int, _Sink]) -> None:

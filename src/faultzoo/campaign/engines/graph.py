@@ -9,6 +9,7 @@ still-needed faulty value is a single tensor (where a row equal to golden is pro
 from __future__ import annotations
 
 import copy
+import math
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ _OUT_OF_PLACE_FUNCTIONS = {
 
 
 _SMALL_ROW_BYTES = 4096  # a row this small is cheap to cache and compare at any depth
+
+
+def _out_channels(node: fx.Node, plan: GraphPlan) -> int:
+    weight = getattr(plan.executor.modules.get(node.target), "weight", None)
+    return int(weight.shape[0]) if isinstance(weight, torch.Tensor) and weight.dim() >= 1 else 1
 
 
 def prepare_graph(model: nn.Module) -> fx.GraphModule:
@@ -92,6 +98,7 @@ class LayerProgram:
     frees: dict[fx.Node, list[fx.Node]] = field(default_factory=dict)  # after step -> values no longer needed
     row_bytes: int = 0  # largest per-image tensor the program computes (sets how many rows fit in cache)
     last_unmixed_check: fx.Node | None = None  # the last check before a downstream conv/linear
+    cost: float = 0.0  # estimated work per image of one fault here (multiply-adds), for scheduling
 
     @property
     def fast_kind(self) -> str:
@@ -176,7 +183,8 @@ class GraphPlan:
             return None  # e.g. a value computed from x.size(0): it would not fit a repacked batch
         last_use = {n: max(self.order[u] for u in n.users) if n.users else self.order[n] for n in faulty}
         program = LayerProgram(node, self.executor.modules[node.target], steps, externals,
-                               row_bytes=max(self.row_bytes.get(n, 0) for n in [node, *steps]))
+                               row_bytes=max(self.row_bytes.get(n, 0) for n in [node, *steps]),
+                               cost=sum(map(self.node_cost, steps)) + self.node_cost(node) / _out_channels(node, self))
         # After each step, which faulty values are still needed later? When that is exactly one tensor
         # node, rows whose tensor equals the golden one can only produce golden logits: masked.
         executed: list[fx.Node] = [node]
@@ -194,7 +202,8 @@ class GraphPlan:
             # Non-tensor values (sizes) do not depend on a row's data: they cannot unmask a row.
             live_rows = [n for n in live if n in self.batched]
             others_are_scalars = all(n not in self.tensors for n in live if n not in self.batched)
-            if len(live_rows) == 1 and others_are_scalars and step is not self.output \
+            feeds_only_output = len(live_rows) == 1 and set(live_rows[0].users) == {self.output}
+            if len(live_rows) == 1 and others_are_scalars and step is not self.output and not feeds_only_output \
                     and (not mixed or self.row_bytes[live_rows[0]] <= _SMALL_ROW_BYTES):
                 # Measured (resnet20, dnn-benchmarks faults): after a downstream conv no row was ever
                 # equal again at a full feature map, so checking there (and caching the golden map for
@@ -203,6 +212,21 @@ class GraphPlan:
                 if not mixed:
                     program.last_unmixed_check = live_rows[0]
         return program
+
+    def node_cost(self, node: fx.Node) -> float:
+        """Multiply-adds per image of a conv/linear node, element operations of any other: an estimate
+        for scheduling work, never for results."""
+        elements = self.row_bytes.get(node, 0) / 4
+        module = self.executor.modules.get(node.target) if node.op == "call_module" else None
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return elements * module.in_channels // module.groups * math.prod(module.kernel_size)
+        if isinstance(module, nn.Linear):
+            return elements * module.in_features
+        return elements
+
+    @property
+    def forward_cost(self) -> float:
+        return sum(map(self.node_cost, self.nodes))
 
     def _mixes(self, node: fx.Node) -> bool:
         """A conv/linear call: every output depends on many inputs."""

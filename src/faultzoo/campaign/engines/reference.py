@@ -27,6 +27,9 @@ class ReferenceEngine:
         self.golden = golden
         self.batch_size = batch_size
 
+    def cost(self, fault: Fault) -> float:
+        return 1.0  # a full forward pass per image, whatever the fault
+
     def describe(self) -> dict:
         return {"engine": self.name, "batch_size": self.batch_size}
 
