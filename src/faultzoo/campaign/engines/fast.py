@@ -217,6 +217,21 @@ class FastEngine:
         if self.fallback:
             _logger.warning("fast engine falls back to the reference engine: %s", self.fallback)
 
+    def _verify_once(self, program: LayerProgram, param: str, fault: Fault, kept: dict) -> None:
+        if param not in self._verified_layers:
+            self.checks.layers_fast[param] = self._verify_layer(program, param, fault, kept)
+            self._verified_layers.add(param)
+
+    def verify_layers(self, faults: Sequence[Fault]) -> None:
+        """Run the per-layer start-up checks for these faults' layers now, instead of on first use."""
+        if self.fallback:
+            return
+        _, kept = self._golden_chunk(0)
+        for fault in faults:
+            program = self._add_program(fault.param)
+            if program is not None and all(node in kept for node in self.plan.golden_nodes([program])):
+                self._verify_once(program, fault.param, fault, kept)
+
     def _verify_layer(self, program: LayerProgram, param: str, fault: Fault, kept: dict) -> str:
         """Decide how a layer's faults are computed, checking the facts each mode relies on."""
         golden_in, golden_out = kept[program.node.all_input_nodes[0]], self._golden_output(program, kept)
@@ -344,9 +359,7 @@ class FastEngine:
                 _, kept = self._golden_chunk(index)
             for param, positions in by_param.items():
                 program = self.programs[param]
-                if param not in self._verified_layers:
-                    self.checks.layers_fast[param] = self._verify_layer(program, param, faults[positions[0]][1], kept)
-                    self._verified_layers.add(param)
+                self._verify_once(program, param, faults[positions[0]][1], kept)
                 mode = self.checks.layers_fast[param]
                 if mode.startswith("reference"):
                     self._reference_chunk(faults, positions, sl, sinks)
