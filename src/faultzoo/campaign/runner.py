@@ -259,6 +259,16 @@ def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault]
 _TASK_MAX_FAULTS = 128
 
 
+def _memory_budget(workers: int) -> int:
+    """Bytes of golden maps one engine may cache: a quarter of the machine's memory, split between
+    workers (each caches its own chunk when the selection does not fit in one)."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 8 << 30
+    return max(1 << 30, physical // (4 * workers))
+
+
 def _to_result(fid: int, c: Classified, labels: np.ndarray, seconds: float, keep: bool) -> FaultResult:
     counts = np.bincount(c.codes, minlength=3)
     return FaultResult(fid, len(c.codes), int(counts[Outcome.MASKED]), int(counts[Outcome.NON_CRITICAL]),
@@ -272,6 +282,8 @@ def _execute(store, model, x, golden: GoldenRun, fault_list: FaultList, pending:
     labels = golden.labels.cpu().numpy().copy()
     params = list(dict.fromkeys(fault_list[i].param for i in pending))
     total, already = len(fault_list), len(fault_list) - len(pending)
+    if engine == "fast":
+        engine_options = {"memory_budget": _memory_budget(pool.workers if pool else 1), **engine_options}
     # With workers, this engine only prepares theirs: start-up checks and golden maps, done once.
     eng = make_engine(engine, model, x, golden, batch_size=batch_size, params=params, **engine_options)
     tasks = [[(i, fault_list[i]) for i in task]
