@@ -224,3 +224,27 @@ def test_whole_selection_in_one_chunk_when_it_fits():
     golden = golden_run(model, x, torch.zeros(70, dtype=torch.long), batch_size=16)
     fast = make_engine("fast", model, x, golden, batch_size=16, params=["layer1.0.conv1.weight"])
     assert [(c.start, c.stop) for c in fast.chunks] == [(0, 70)]
+
+
+def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(24, 3, 32, 32)
+    faults = random_faults(model, 6, seed=13)
+    params = [f.param for _, f in faults]
+    golden = golden_run(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=8)
+    state = make_engine("fast", model, x, golden, batch_size=8, params=params).prepared_state()
+    adopted = make_engine("fast", model, x, golden, batch_size=8, params=params, prepared=state)
+    shared = {key: value for key, value in state["golden"].items() if isinstance(value, torch.Tensor)}
+    assert all(value.is_shared() for value in shared.values())
+    assert any(v.data_ptr() == shared[k.name].data_ptr() for k, v in adopted._cache[1].items() if not isinstance(k, str)
+               and k.name in shared)
+    # A map that this process does not reproduce (as another thread count might) is not adopted.
+    name = next(k for k, v in shared.items() if k != "__logits__" and v.dim() == 4)
+    shared[name][0].add_(1.0)
+    own = make_engine("fast", model, x, golden, batch_size=8, params=params, prepared=state)
+    assert own._cache is None or all(v.data_ptr() != shared[k.name].data_ptr()
+                                     for k, v in own._cache[1].items() if not isinstance(k, str) and k.name in shared)
+    reference = make_engine("reference", model, x, golden, batch_size=8)
+    assert_same_outcomes(own.run(faults), reference.run(faults))
+    assert_same_outcomes(adopted.run(faults[:0]), {})

@@ -150,14 +150,15 @@ class FastEngine:
     def _adopt(self, state: dict) -> bool:
         if state["chunks"] != [(c.start, c.stop) for c in self.chunks]:
             return False  # another memory budget: check everything here
-        self.aligned, self.fallback = state["aligned"], state["fallback"]
-        self.checks.graph_equals_eager = state["graph_equals_eager"]
-        self.checks.rows_independent = state["rows_independent"]
         if state["golden"] is not None:
             by_name = {node.name: node for node in self.plan.nodes}
             cache = {key if key == "__logits__" else by_name[key]: value for key, value in state["golden"].items()}
-            if self.keep <= cache.keys() and self._same_as_here(cache):
-                self._cache = (0, cache)
+            if not (self.keep <= cache.keys() and self._same_as_here(cache)):
+                return False  # this process computes other bits (or other maps): check everything here
+            self._cache = (0, cache)
+        self.aligned, self.fallback = state["aligned"], state["fallback"]
+        self.checks.graph_equals_eager = state["graph_equals_eager"]
+        self.checks.rows_independent = state["rows_independent"]
         return True
 
     def _same_as_here(self, cache: dict) -> bool:
@@ -522,8 +523,9 @@ class FastEngine:
             if watched in kept and not skip_checks and self._check_useful(program, step):
                 equal = same_bits(env[watched], kept[watched].index_select(0, rows.images.to(env[watched].device)))
                 stats = self.check_stats.setdefault((program.node, step), [0, 0])
-                stats[0] += int((~torch.from_numpy(rows.padding)).sum())
-                stats[1] += int(equal.sum())
+                real = ~torch.from_numpy(rows.padding).to(equal.device)
+                stats[0] += int(real.sum())
+                stats[1] += int((equal & real).sum())
                 if bool(equal.any()):
                     self._mark_rows(sinks, rows, equal, offset, kept)
                     keep = ~equal
