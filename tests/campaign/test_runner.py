@@ -330,10 +330,10 @@ def test_tasks_keep_layers_together_balance_work_and_start_with_the_heaviest(fau
 
 
 # ------------------------------------------------------------------ kill -9, then the same command
-def cli_command(fault_csv: Path, npz: Path, out: Path) -> list[str]:
+def cli_command(fault_csv: Path, npz: Path, out: Path, workers: int = 1) -> list[str]:
     return [sys.executable, "-c", "from faultzoo.cli import main; main()", "campaign", MODEL, "--faults",
             str(fault_csv), "--data", str(npz), "--limit", str(LIMIT), "--fault-sample", str(SAMPLE),
-            "--workers", "1", "-o", str(out)]
+            "--workers", str(workers), "-o", str(out)]
 
 
 def cli_env() -> dict[str, str]:
@@ -375,10 +375,11 @@ def start_and_interrupt(cmd: list[str], store: Path, total: int, sig: int, log: 
     return proc, seen
 
 
-def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_path, workers):
     out = tmp_path / "killed"
     store = out / STORE_NAME
-    cmd = cli_command(fault_csv, npz, out)
+    cmd = cli_command(fault_csv, npz, out, workers)
     proc, seen = start_and_interrupt(cmd, store, SAMPLE, signal.SIGKILL, tmp_path / "first.log")
     assert proc.returncode == -signal.SIGKILL
     results, runs = _store_rows(store)
@@ -400,11 +401,12 @@ def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_
     assert _without_seconds(_read_csv(out / "results.csv")) == _without_seconds(_read_csv(baseline.exports["results"]))
 
 
-def test_ctrl_c_saves_results_and_says_how_to_resume(fault_csv, npz, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_saves_results_and_says_how_to_resume(fault_csv, npz, tmp_path, workers):
     out = tmp_path / "interrupted"
     store = out / STORE_NAME
     log = tmp_path / "run.log"
-    proc, seen = start_and_interrupt(cli_command(fault_csv, npz, out), store, SAMPLE, signal.SIGINT, log)
+    proc, seen = start_and_interrupt(cli_command(fault_csv, npz, out, workers), store, SAMPLE, signal.SIGINT, log)
     output = log.read_text()
     results, runs = _store_rows(store)
     assert seen <= len(results) < SAMPLE, output
