@@ -375,13 +375,32 @@ def start_and_interrupt(cmd: list[str], store: Path, total: int, sig: int, log: 
     return proc, seen
 
 
+def _worker_processes() -> set[int]:
+    """Live processes started by multiprocessing's spawn (the campaign's workers), by pid."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if b"multiprocessing.spawn" in cmdline and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_path, workers):
     out = tmp_path / "killed"
     store = out / STORE_NAME
     cmd = cli_command(fault_csv, npz, out, workers)
+    before = _worker_processes()
     proc, seen = start_and_interrupt(cmd, store, SAMPLE, signal.SIGKILL, tmp_path / "first.log")
     assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while _worker_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _worker_processes() - before, "worker processes outlived their killed parent"
     results, runs = _store_rows(store)
     assert seen <= len(results) < SAMPLE
     assert [s for _, s, _ in runs] == ["running"]  # killed: the run never ended

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -84,6 +85,15 @@ _STATE: dict = {}
 
 def _start_worker() -> None:
     torch.set_num_threads(1)  # one process per core beats threads on small convolutions (measured)
+    # A parent killed with SIGKILL cannot stop its workers, and they would wait for tasks forever
+    # (each holds the task queue's write end, so it never reads end-of-file): leave when orphaned.
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _warm_up() -> int:
