@@ -231,32 +231,31 @@ def subset(fault_list: FaultList, positions: Sequence[int]) -> FaultList:
                      tuple(fault_list.lines[i] for i in positions) if fault_list.lines is not None else None)
 
 
+_TASK_MAX_FAULTS = 128  # a task is committed as a whole: keep what an interruption loses small
+
+
 def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
                size: int | None = None) -> list[list[int]]:
     """Group pending faults into tasks: a layer's faults together (the fast engine stacks them), tasks of
     about equal estimated work (``cost`` per fault), the heaviest first so that no worker is left with
     a long task at the end. ``size`` fixes the number of faults per task instead."""
     ordered = sorted(pending, key=lambda i: (fault_list[i].param, i))
+    weights = {i: cost(fault_list[i]) for i in ordered}
     if size:
         tasks = [ordered[s: s + size] for s in range(0, len(ordered), size)]
-        return sorted(tasks, key=lambda t: -sum(cost(fault_list[i]) for i in t)) if parallel > 1 else tasks
-    weights = {i: cost(fault_list[i]) for i in ordered}
-    # Enough tasks per worker to balance and to commit often; never more faults than a task can stack.
-    target = sum(weights.values()) / max(1, 6 * parallel)
-    tasks: list[list[int]] = [[]]
-    load = 0.0
-    for i in ordered:
-        if tasks[-1] and (load + weights[i] > target or len(tasks[-1]) >= _TASK_MAX_FAULTS):
-            tasks.append([])
-            load = 0.0
-        tasks[-1].append(i)
-        load += weights[i]
+    else:
+        # Enough tasks per worker to balance and to commit often.
+        target = sum(weights.values()) / max(1, 6 * parallel)
+        tasks, load = [[]], 0.0
+        for i in ordered:
+            if tasks[-1] and (load + weights[i] > target or len(tasks[-1]) >= _TASK_MAX_FAULTS):
+                tasks.append([])
+                load = 0.0
+            tasks[-1].append(i)
+            load += weights[i]
     if parallel > 1:
         tasks.sort(key=lambda t: -sum(weights[i] for i in t))
     return tasks
-
-
-_TASK_MAX_FAULTS = 128
 
 
 def _memory_budget(workers: int) -> int:
