@@ -376,7 +376,7 @@ def start_and_interrupt(cmd: list[str], store: Path, total: int, sig: int, log: 
 
 
 def _worker_processes() -> set[int]:
-    """Live processes started by multiprocessing's spawn (the campaign's workers), by pid."""
+    """Live processes started by multiprocessing's spawn or fork server (the campaign's workers), by pid."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
@@ -384,7 +384,7 @@ def _worker_processes() -> set[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if b"multiprocessing.spawn" in cmdline and state != "Z":
+        if (b"multiprocessing.spawn" in cmdline or b"multiprocessing.forkserver" in cmdline) and state != "Z":
             found.add(int(entry.name))
     return found
 
