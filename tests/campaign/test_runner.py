@@ -301,8 +301,16 @@ def test_reference_engine_gives_the_same_outcomes(baseline, fault_csv, npz, tmp_
 
 def test_two_worker_processes_give_the_same_outcomes(baseline, fault_csv, npz, tmp_path):
     """Workers share the parent's golden maps and start-up checks; results must not change."""
-    two = _campaign(fault_csv, npz, tmp_path / "two", workers=2, keep_outcomes=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        two = _campaign(fault_csv, npz, tmp_path / "two", workers=2, keep_outcomes=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     assert two.complete and two.engine["workers"] == 2 and two.engine["fallback"] is None
+    # Everything ran on one thread per process (recorded so), and the caller's setting is back.
+    assert two.provenance["numerics"]["threads"] == 1
     assert _without_seconds(_read_csv(two.exports["results"])) == \
         _without_seconds(_read_csv(baseline.exports["results"]))
     assert np.array_equal(np.load(two.exports["outcomes"]), np.load(baseline.exports["outcomes"]))

@@ -14,7 +14,7 @@ import random
 import platform
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +81,18 @@ def numerics_settings(device: torch.device, *, tf32: bool, threads: int | None) 
         "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
         "threads": torch.get_num_threads(),
     }
+
+
+@contextmanager
+def torch_threads(count: int | None):
+    """Use ``count`` intra-op threads inside the block (None: leave as is), then restore the caller's."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def versions() -> dict:
@@ -154,6 +166,11 @@ def run_campaign(
     if dev.type != "cpu" and workers > 1:
         raise FaultzooError(f"--workers {workers} is for CPUs; on {device} use --workers 1 (one process drives the GPU).")
     numerics = numerics_settings(dev, tf32=tf32, threads=threads)
+    parallel = workers > 1 and engine == "fast"
+    if parallel:
+        # Every computation of such a campaign runs on one thread: the workers, and the parent's golden
+        # run and engine preparation (which then leave the other cores to the workers' start-up).
+        numerics["threads"] = 1
     info = model_info(model_id)
     model = get_model(model_id, weights=weights, progress=True)
     if isinstance(faults, FaultList):
@@ -201,6 +218,7 @@ def run_campaign(
         pool = stack.enter_context(WorkerPool(workers)) if pending and workers > 1 and engine == "fast" else None
         model = model.to(dev)
         x, y = selection.x.to(dev), selection.y.to(dev)
+        stack.enter_context(torch_threads(1 if parallel else None))
         golden = golden_run(model, x, y, batch_size=batch_size)
         engine_info: dict = {"engine": engine, "note": "nothing left to compute in this run"}
         run_provenance = {**provenance, "engine": engine, "workers": workers, "golden_top1": golden.accuracy}
