@@ -226,6 +226,21 @@ def test_whole_selection_in_one_chunk_when_it_fits():
     assert [(c.start, c.stop) for c in fast.chunks] == [(0, 70)]
 
 
+def test_task_costs_come_from_the_golden_pass_timings():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(64, 3, 32, 32)
+    golden = golden_run(model, x, torch.zeros(64, dtype=torch.long), batch_size=16)
+    first, last = "conv1.weight", "layer3.2.conv2.weight"
+    fast = make_engine("fast", model, x, golden, batch_size=16, params=[first, last])
+    seconds = fast.plan.node_seconds
+    assert seconds is not None and sum(seconds.values()) > 0  # measured, not multiply-adds
+    assert fast.plan.forward_cost == pytest.approx(sum(seconds.values()))
+    # A fault in the first conv recomputes the whole network, one in the last conv almost nothing.
+    cost_first, cost_last = (fast.cost(Fault(p, (0, 0, 0, 0), (3,))) for p in (first, last))
+    assert cost_first > 5 * cost_last
+
+
 def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
     torch.manual_seed(0)
     model = get_model("cifar10/resnet20", weights=None)

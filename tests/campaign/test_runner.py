@@ -329,7 +329,8 @@ def test_tasks_keep_layers_together_balance_work_and_start_with_the_heaviest(fau
     assert sorted(i for t in tasks for i in t) == pending  # each fault exactly once
     loads = [sum(cost(fault_list[i]) for i in t) for t in tasks]
     assert loads == sorted(loads, reverse=True)
-    assert 8 <= len(tasks) <= 16 and max(loads) <= 2.5 * sum(loads) / len(tasks)
+    assert 8 <= len(tasks) <= 20 and max(loads) <= 2.5 * sum(loads) / len(tasks)
+    assert loads[-1] <= 0.6 * sorted(loads)[len(loads) // 2]  # the last tasks are short: a short tail
     for task in tasks:  # faults of a layer are contiguous within a task (the engine stacks them)
         params = [fault_list[i].param for i in task]
         assert params == sorted(params)

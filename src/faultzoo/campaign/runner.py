@@ -255,8 +255,9 @@ _TASK_MAX_FAULTS = 128  # a task is committed as a whole: keep what an interrupt
 def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
                size: int | None = None) -> list[list[int]]:
     """Group pending faults into tasks: a layer's faults together (the fast engine stacks them), tasks of
-    about equal estimated work (``cost`` per fault), the heaviest first so that no worker is left with
-    a long task at the end. ``size`` fixes the number of faults per task instead."""
+    about equal estimated work (``cost`` per fault), the heaviest first and the last ones halved, so
+    that no worker is left alone with a long task at the end. ``size`` fixes the number of faults per
+    task instead."""
     ordered = sorted(pending, key=lambda i: (fault_list[i].param, i))
     weights = {i: cost(fault_list[i]) for i in ordered}
     if size:
@@ -272,8 +273,25 @@ def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault]
             tasks[-1].append(i)
             load += weights[i]
     if parallel > 1:
-        tasks.sort(key=lambda t: -sum(weights[i] for i in t))
+        def load(task: list[int]) -> float:
+            return sum(weights[i] for i in task)
+
+        tasks.sort(key=load, reverse=True)
+        # At the end one worker runs alone for about half a task: halve the last tasks to shorten that.
+        head, tail = tasks[: -2 * parallel], tasks[-2 * parallel:]
+        tasks = head + sorted((half for task in tail for half in _halves(task, weights) if half), key=load,
+                              reverse=True)
     return tasks
+
+
+def _halves(task: list[int], weights: dict[int, float]) -> tuple[list[int], list[int]]:
+    """Split a task where its cumulative work first reaches half of the total."""
+    total, running = sum(weights[i] for i in task), 0.0
+    for k, i in enumerate(task):
+        running += weights[i]
+        if running >= total / 2:
+            return task[: k + 1], task[k + 1:]
+    return task, []
 
 
 def _memory_budget(workers: int) -> int:

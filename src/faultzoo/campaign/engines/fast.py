@@ -282,9 +282,13 @@ class FastEngine:
         n = sl.stop - sl.start
         merged: dict = {}
         parts_logits = []
+        # Node times for the task planner's cost model; the first batch pays one-off set-up costs.
+        batches = self.chunk_batches[index]
+        seconds: dict[fx.Node, float] = {}
         with torch.no_grad():
-            for b in self.chunk_batches[index]:
-                logits, kept = self.plan.run_golden(x[b], self.keep)
+            for k, b in enumerate(batches):
+                timed = k > 0 or len(batches) == 1
+                logits, kept = self.plan.run_golden(x[b], self.keep, seconds if timed else None)
                 parts_logits.append(logits)
                 for node, value in kept.items():
                     if node in self.plan.batched:
@@ -294,6 +298,9 @@ class FastEngine:
                     else:
                         merged.setdefault(node, value)
         merged["__logits__"] = torch.cat(parts_logits)
+        timed_images = n - (batches[0].stop - batches[0].start if len(batches) > 1 else 0)
+        if self.plan.node_seconds is None:
+            self.plan.record_seconds(seconds, timed_images)
         self._cache = (index, merged)
         self._outputs = {}
         return merged["__logits__"], merged
@@ -323,10 +330,12 @@ class FastEngine:
         return checked < _CHECK_TRIAL_ROWS or masked >= _CHECK_MIN_YIELD * checked
 
     def cost(self, fault: Fault) -> float:
-        """Estimated work of one fault on one image (multiply-adds), for balancing tasks."""
+        """Estimated work of one fault on one image (seconds timed in the golden pass, see
+        GraphPlan.node_cost), for balancing tasks."""
         program = self._add_program(fault.param)
         # Plus a floor for the per-fault work that does not scale with the graph (stacking, checks).
-        return (program.cost if program is not None else self.plan.forward_cost) + 0.01 * self.plan.forward_cost
+        work = self.plan.program_cost(program) if program is not None else self.plan.forward_cost
+        return work + 0.01 * self.plan.forward_cost
 
     def describe(self) -> dict:
         return {"engine": self.name, "batch_size": self.batch_size,

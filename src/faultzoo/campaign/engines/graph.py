@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -98,7 +99,6 @@ class LayerProgram:
     frees: dict[fx.Node, list[fx.Node]] = field(default_factory=dict)  # after step -> values no longer needed
     row_bytes: int = 0  # largest per-image tensor the program computes (sets how many rows fit in cache)
     last_unmixed_check: fx.Node | None = None  # the last check before a downstream conv/linear
-    cost: float = 0.0  # estimated work per image of one fault here (multiply-adds), for scheduling
 
     @property
     def fast_kind(self) -> str:
@@ -127,6 +127,7 @@ class GraphPlan:
         self._programs: dict[str, LayerProgram | None] = {}
         self.tensors: set[fx.Node] = set()
         self.row_bytes: dict[fx.Node, int] = {}  # bytes of one image's row, per batched node
+        self.node_seconds: dict[fx.Node, float] | None = None  # per image, from a golden pass (record_seconds)
         self.batched, self.batch_dependent_scalars = self._probe(probe)
 
     def _probe(self, probe: torch.Tensor) -> tuple[set[fx.Node], set[fx.Node]]:
@@ -183,8 +184,7 @@ class GraphPlan:
             return None  # e.g. a value computed from x.size(0): it would not fit a repacked batch
         last_use = {n: max(self.order[u] for u in n.users) if n.users else self.order[n] for n in faulty}
         program = LayerProgram(node, self.executor.modules[node.target], steps, externals,
-                               row_bytes=max(self.row_bytes.get(n, 0) for n in [node, *steps]),
-                               cost=sum(map(self.node_cost, steps)) + self.node_cost(node) / _out_channels(node, self))
+                               row_bytes=max(self.row_bytes.get(n, 0) for n in [node, *steps]))
         # After each step, which faulty values are still needed later? When that is exactly one tensor
         # node, rows whose tensor equals the golden one can only produce golden logits: masked.
         executed: list[fx.Node] = [node]
@@ -213,9 +213,23 @@ class GraphPlan:
                     program.last_unmixed_check = live_rows[0]
         return program
 
+    def record_seconds(self, seconds: dict[fx.Node, float], images: int) -> None:
+        """Adopt per-node times of a golden pass (``images`` images) as the cost model."""
+        if images > 0 and seconds:
+            self.node_seconds = {node: value / images for node, value in seconds.items()}
+
+    def program_cost(self, program: LayerProgram) -> float:
+        """Estimated work per image of one fault in this program's layer: the nodes downstream of it,
+        and its own node for one output channel."""
+        return sum(map(self.node_cost, program.steps)) + self.node_cost(program.node) / _out_channels(program.node, self)
+
     def node_cost(self, node: fx.Node) -> float:
-        """Multiply-adds per image of a conv/linear node, element operations of any other: an estimate
-        for scheduling work, never for results."""
+        """Seconds per image measured in a golden pass when there was one (record_seconds), else
+        multiply-adds per image of a conv/linear node and element operations of any other. Measured
+        times are better: on this CPU a 16x32x32 conv costs 3x more per multiply-add than an 8x8 one.
+        For scheduling work only, never for results."""
+        if self.node_seconds is not None:
+            return self.node_seconds.get(node, 0.0)
         elements = self.row_bytes.get(node, 0) / 4
         module = self.executor.modules.get(node.target) if node.op == "call_module" else None
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
@@ -260,13 +274,18 @@ class GraphPlan:
         needed.discard(self.output)
         return needed
 
-    def run_golden(self, x: torch.Tensor, keep: set[fx.Node]) -> tuple[torch.Tensor, dict[fx.Node, object]]:
-        """Full forward of one batch; returns the logits and the values of ``keep``."""
+    def run_golden(self, x: torch.Tensor, keep: set[fx.Node], seconds: dict[fx.Node, float] | None = None
+                   ) -> tuple[torch.Tensor, dict[fx.Node, object]]:
+        """Full forward of one batch; returns the logits and the values of ``keep`` (and adds each
+        node's wall time to ``seconds`` when given)."""
         env: dict[fx.Node, object] = {}
         kept: dict[fx.Node, object] = {}
         last_use = {n: max((self.order[u] for u in n.users), default=-1) for n in self.nodes}
         for i, node in enumerate(self.nodes):
+            start = time.perf_counter()
             env[node] = x if node.op == "placeholder" else self.executor.run(node, env)
+            if seconds is not None:
+                seconds[node] = seconds.get(node, 0.0) + time.perf_counter() - start
             if node in keep:
                 kept[node] = env[node]
             for arg in node.all_input_nodes:
