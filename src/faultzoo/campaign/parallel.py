@@ -5,9 +5,10 @@ can deadlock) but from a fork server: a fresh interpreter that imports torch and
 before any thread pool exists, and forks every worker from there (importing torch costs ~4 s of CPU
 per process here: paid once instead of once per worker). Where a platform has no fork server,
 workers are spawned. They start, from a background thread, as soon as a campaign knows it has
-work, so that their start-up overlaps the parent's golden run. The parent then prepares the engine once (start-up checks, and the golden
-maps of the selection in shared memory); every task carries that payload by reference (shared
-tensors travel as handles, not copies), and a worker builds its engine from it on its first task.
+work, so that their start-up overlaps the parent's golden run. The parent then prepares the engine
+once (start-up checks, and the golden maps of the selection in shared memory); every task carries
+that payload by reference (shared tensors travel as handles, not copies), and a worker builds its
+engine from it on its first task.
 """
 
 from __future__ import annotations

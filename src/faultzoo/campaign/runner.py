@@ -215,7 +215,7 @@ def run_campaign(
         done = store.done_ids()
         pending = [i for i in range(len(fault_list)) if i not in done]
         # Workers start now, so that their start-up overlaps the golden run.
-        pool = stack.enter_context(WorkerPool(workers)) if pending and workers > 1 and engine == "fast" else None
+        pool = stack.enter_context(WorkerPool(workers)) if parallel and pending else None
         model = model.to(dev)
         x, y = selection.x.to(dev), selection.y.to(dev)
         stack.enter_context(torch_threads(1 if parallel else None))

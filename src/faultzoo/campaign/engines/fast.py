@@ -285,9 +285,11 @@ class FastEngine:
         # Node times for the task planner's cost model; the first batch pays one-off set-up costs.
         batches = self.chunk_batches[index]
         seconds: dict[fx.Node, float] = {}
+        timed_images = 0
         with torch.no_grad():
             for k, b in enumerate(batches):
                 timed = k > 0 or len(batches) == 1
+                timed_images += (b.stop - b.start) if timed else 0
                 logits, kept = self.plan.run_golden(x[b], self.keep, seconds if timed else None)
                 parts_logits.append(logits)
                 for node, value in kept.items():
@@ -298,7 +300,6 @@ class FastEngine:
                     else:
                         merged.setdefault(node, value)
         merged["__logits__"] = torch.cat(parts_logits)
-        timed_images = n - (batches[0].stop - batches[0].start if len(batches) > 1 else 0)
         if self.plan.node_seconds is None:
             self.plan.record_seconds(seconds, timed_images)
         self._cache = (index, merged)
