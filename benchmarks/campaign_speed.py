@@ -13,8 +13,8 @@ two rates (the host's speed drifts by tens of percent over minutes).
 Per bit class, the fast engine is also timed single-process, one thread, against the reference at
 one thread (both engines then use the same cores). The last block decomposes the ratio: the fast
 engine's gain per core, the reference's gain from its extra threads, and the share of the fast
-run spent before its first result (start-up), since ratio ~= per-core gain x workers / thread gain x
-(1 - start-up share).
+run its workers were not computing faults (start-up and the tail, from the per-fault seconds in
+the store), since ratio ~= per-core gain x workers / thread gain x (1 - that share).
 
 Usage: python benchmarks/campaign_speed.py [--images 1000] [--faults 300] [--second-model cifar10/vgg11_bn]
 """
@@ -122,6 +122,12 @@ def measure(model_id: str, weights, data: str, images: int, n_faults: int, ref_f
         per_core = len(pairs) * len(x) / total / best_ref_1t
         thread_gain = ref_rates[best_key] / best_ref_1t
         idle = 1 - busy / (workers * seconds)
+        # Exact recomputation runs the faulty layer's downstream nodes: their share of a forward pass,
+        # from the node times of the engine's golden pass, bounds the per-core gain before masking.
+        downstream = sum(engine.plan.program_cost(engine.programs[f.param]) if f.param in engine.programs
+                         else engine.plan.forward_cost for _, f in pairs) / len(pairs) / engine.plan.forward_cost
+        print(f"downstream of the faulty layer: {downstream:.1%} of a forward pass on average (timed per node), "
+              f"a bound of {1 / downstream:.1f}x per core before masking")
         print(f"decomposition: fast per core {per_core:.2f}x the 1-thread reference; the reference gains "
               f"{thread_gain:.2f}x from {default_threads} threads; {workers} workers busy {busy:.1f} s of "
               f"{workers} x {seconds:.1f} s (start-up and idle {idle:.0%}); per-core x workers / thread gain "
