@@ -263,3 +263,25 @@ def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
     reference = make_engine("reference", model, x, golden, batch_size=8)
     assert_same_outcomes(own.run(faults), reference.run(faults))
     assert_same_outcomes(adopted.run(faults[:0]), {})
+
+
+def test_preparing_on_threads_into_shared_memory_gives_the_same_maps_and_outcomes():
+    torch.manual_seed(0)
+    model = get_model("cifar10/resnet20", weights=None)
+    x = torch.randn(40, 3, 32, 32)
+    faults = random_faults(model, 8, seed=5)
+    params = [f.param for _, f in faults]
+    golden = golden_run(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=8)
+    plain = make_engine("fast", model, x, golden, batch_size=8, params=params)
+    threaded = make_engine("fast", model, x, golden, batch_size=8, params=params, prep_threads=2, share_golden=True)
+    plain_maps, threaded_maps = plain._golden_chunk(0)[1], threaded._golden_chunk(0)[1]
+    assert {k if isinstance(k, str) else k.name for k in plain_maps} == \
+        {k if isinstance(k, str) else k.name for k in threaded_maps}
+    by_name = {k if isinstance(k, str) else k.name: v for k, v in threaded_maps.items()}
+    for key, value in plain_maps.items():
+        other = by_name[key if isinstance(key, str) else key.name]
+        if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == len(x):
+            assert other.is_shared()
+            assert torch.equal(value.view(torch.int32), other.view(torch.int32)), key
+    assert threaded.plan.node_seconds and sum(threaded.plan.node_seconds.values()) > 0
+    assert_same_outcomes(threaded.run(faults), make_engine("reference", model, x, golden, batch_size=8).run(faults))

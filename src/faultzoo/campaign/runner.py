@@ -319,8 +319,11 @@ def _execute(store, model, x, golden: GoldenRun, fault_list: FaultList, pending:
     total, already = len(fault_list), len(fault_list) - len(pending)
     if engine == "fast":
         engine_options = {"memory_budget": _memory_budget(pool.workers if pool else 1), **engine_options}
-    # With workers, this engine only prepares theirs: start-up checks and golden maps, done once.
-    eng = make_engine(engine, model, x, golden, batch_size=batch_size, params=params, **engine_options)
+    # With workers, this engine only prepares theirs: start-up checks and golden maps, done once, on as
+    # many threads as there are workers (their cores are idle until the first task) and straight
+    # into shared memory.
+    preparing = {"prep_threads": pool.workers, "share_golden": True} if pool is not None else {}
+    eng = make_engine(engine, model, x, golden, batch_size=batch_size, params=params, **engine_options, **preparing)
     tasks = [[(i, fault_list[i]) for i in task]
              for task in plan_tasks(fault_list, pending, eng.cost, parallel=pool.workers if pool else 1,
                                     size=task_size)]
