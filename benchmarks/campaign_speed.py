@@ -14,7 +14,10 @@ Per bit class, the fast engine is also timed single-process, one thread, against
 one thread (both engines then use the same cores). The last block decomposes the ratio: the fast
 engine's gain per core, the reference's gain from its extra threads, and the share of the fast
 run its workers were not computing faults (start-up and the tail, from the per-fault seconds in
-the store), since ratio ~= per-core gain x workers / thread gain x (1 - that share).
+the store), since ratio ~= per-core gain x workers / thread gain x (1 - that share). It also prints
+the ceiling of any engine that recomputes exactly from the faulty layer down: the nodes below each
+fault's layer, at the reference's own per-node times, for the rows that are not masked (masked rows
+counted as free), times the workers over the reference's thread gain.
 
 Usage: python benchmarks/campaign_speed.py [--images 1000] [--faults 300] [--second-model cifar10/vgg11_bn]
 """
