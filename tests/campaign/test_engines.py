@@ -241,13 +241,18 @@ def test_task_costs_come_from_the_golden_pass_timings():
     assert cost_first > 5 * cost_last
 
 
-def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
+def untrained_resnet20_case(images: int, faults: int, seed: int):
+    """An untrained resnet20, random images, random faults, their layers and the golden run (batch 8)."""
     torch.manual_seed(0)
     model = get_model("cifar10/resnet20", weights=None)
-    x = torch.randn(24, 3, 32, 32)
-    faults = random_faults(model, 6, seed=13)
-    params = [f.param for _, f in faults]
+    x = torch.randn(images, 3, 32, 32)
+    chosen = random_faults(model, faults, seed=seed)
     golden = golden_run(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=8)
+    return model, x, chosen, [f.param for _, f in chosen], golden
+
+
+def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
+    model, x, faults, params, golden = untrained_resnet20_case(24, 6, seed=13)
     state = make_engine("fast", model, x, golden, batch_size=8, params=params).prepared_state()
     adopted = make_engine("fast", model, x, golden, batch_size=8, params=params, prepared=state)
     shared = {key: value for key, value in state["golden"].items() if isinstance(value, torch.Tensor)}
@@ -266,12 +271,7 @@ def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
 
 
 def test_preparing_on_threads_into_shared_memory_gives_the_same_maps_and_outcomes():
-    torch.manual_seed(0)
-    model = get_model("cifar10/resnet20", weights=None)
-    x = torch.randn(40, 3, 32, 32)
-    faults = random_faults(model, 8, seed=5)
-    params = [f.param for _, f in faults]
-    golden = golden_run(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=8)
+    model, x, faults, params, golden = untrained_resnet20_case(40, 8, seed=5)
     plain = make_engine("fast", model, x, golden, batch_size=8, params=params)
     threaded = make_engine("fast", model, x, golden, batch_size=8, params=params, prep_threads=2, share_golden=True)
     plain_maps, threaded_maps = plain._golden_chunk(0)[1], threaded._golden_chunk(0)[1]
