@@ -285,3 +285,15 @@ def test_preparing_on_threads_into_shared_memory_gives_the_same_maps_and_outcome
             assert torch.equal(value.view(torch.int32), other.view(torch.int32)), key
     assert threaded.plan.node_seconds and sum(threaded.plan.node_seconds.values()) > 0
     assert_same_outcomes(threaded.run(faults), make_engine("reference", model, x, golden, batch_size=8).run(faults))
+
+
+def test_golden_maps_that_do_not_fit_in_shared_memory_stay_private_and_outcomes_stay_exact(monkeypatch):
+    import faultzoo.campaign.engines.fast as fast_module
+
+    monkeypatch.setattr(fast_module, "shared_memory_free", lambda: 1 << 20)  # 1 MB, as a tiny container /dev/shm
+    model, x, faults, params, golden = untrained_resnet20_case(40, 6, seed=7)
+    engine = make_engine("fast", model, x, golden, batch_size=8, params=params, prep_threads=2, share_golden=True)
+    maps = engine._golden_chunk(0)[1]
+    assert not any(v.is_shared() for v in maps.values() if isinstance(v, torch.Tensor))
+    assert engine.prepared_state()["golden"] is None  # the workers compute their own
+    assert_same_outcomes(engine.run(faults), make_engine("reference", model, x, golden, batch_size=8).run(faults))

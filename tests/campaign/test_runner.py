@@ -28,7 +28,7 @@ from faultzoo.campaign import run_campaign
 from faultzoo.campaign import runner as runner_module
 from faultzoo.campaign.exports import ALL as EXPORT_NAMES
 from faultzoo.campaign.runner import STORE_NAME, subset
-from faultzoo.exceptions import CampaignMismatchError, DatasetError, FaultListFormatError
+from faultzoo.exceptions import CampaignMismatchError, DatasetError, FaultListFormatError, FaultzooError
 from faultzoo.faults import Fault, FaultList, dnn_benchmarks_fault_list, read_fault_list, write_fault_list
 from tests.conftest import REPO, require_shared, shared_root
 
@@ -286,6 +286,15 @@ def test_data_whose_classes_do_not_fit(env, tmp_path, no_compute):
     out = tmp_path / "out"
     with pytest.raises(DatasetError, match="label"):
         run_campaign(MODEL, FaultList((Fault("conv1.weight", (0, 0, 0, 0), (30,)),)), output=out, data=str(cifar100))
+    assert not out.exists()
+
+
+def test_workers_are_refused_when_shared_memory_cannot_hold_the_images(env, fault_csv, npz, tmp_path, no_compute,
+                                                                       monkeypatch):
+    monkeypatch.setattr(runner_module, "shared_memory_free", lambda: 1 << 20)
+    out = tmp_path / "out"
+    with pytest.raises(FaultzooError, match=r"--workers 2 .* /dev/shm has only 1 MB free: use --workers 1"):
+        _campaign(fault_csv, npz, out, workers=2)
     assert not out.exists()
 
 

@@ -96,6 +96,16 @@ def share(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.share_memory_() if tensor.device.type == "cpu" else tensor
 
 
+def shared_memory_free() -> int | None:
+    """Bytes free where torch puts shared tensors on Linux (/dev/shm), None where unknown. Containers
+    often give it 64 MB: writing past its end kills the process with SIGBUS instead of an error."""
+    try:
+        stats = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
 _PRELOAD = ["torch", "faultzoo.campaign.engines.fast"]
 
 

@@ -25,7 +25,7 @@ from faultzoo.campaign.engines import ENGINES, make_engine
 from faultzoo.campaign.exports import export_all, remove_exports
 from faultzoo.campaign.golden import GoldenRun, golden_run
 from faultzoo.campaign.outcome import Classified, Outcome
-from faultzoo.campaign.parallel import WorkerPool, share
+from faultzoo.campaign.parallel import WorkerPool, share, shared_memory_free
 from faultzoo.campaign.store import FaultResult, ResultStore
 from faultzoo.campaign.summary import CampaignSummary, summarize
 from faultzoo.exceptions import DatasetError, FaultzooError
@@ -184,6 +184,8 @@ def run_campaign(
         fault_list = subset(fault_list, sorted(random.Random(fault_seed).sample(range(len(fault_list)), fault_sample)))
     selection = load_selection(data or info.dataset, dataset=info.dataset, limit=limit, per_class=per_class,
                                root=data_root, download=download)
+    if parallel:
+        _check_shared_memory(model, selection.x, workers)
     if int(selection.y.max()) >= info.num_classes:
         raise DatasetError(f"Data {selection.source} has label {int(selection.y.max())}; model {model_id} has "
                            f"{info.num_classes} classes.")
@@ -292,6 +294,18 @@ def _halves(task: list[int], weights: dict[int, float]) -> tuple[list[int], list
         if running >= total / 2:
             return task[: k + 1], task[k + 1:]
     return task, []
+
+
+def _check_shared_memory(model: torch.nn.Module, x: torch.Tensor, workers: int) -> None:
+    """Workers read the model and the images from shared memory: refuse, before any compute, a
+    machine whose shared memory cannot hold them (writing past its end is a SIGBUS, not an error)."""
+    free = shared_memory_free()
+    needed = x.numel() * x.element_size() + sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    if free is not None and needed > 0.9 * free:
+        raise FaultzooError(
+            f"--workers {workers} shares the images and the model with its worker processes ({needed >> 20} MB), "
+            f"but /dev/shm has only {free >> 20} MB free: use --workers 1, fewer images (--limit), or give the "
+            f"machine more shared memory (e.g. docker run --shm-size=2g).")
 
 
 def _memory_budget(workers: int) -> int:

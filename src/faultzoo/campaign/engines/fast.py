@@ -36,6 +36,7 @@ from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram, prepare_gra
 from faultzoo.campaign.engines.reference import ReferenceEngine
 from faultzoo.campaign.golden import GoldenRun
 from faultzoo.campaign.outcome import Classified, Outcome, classify, same_bits
+from faultzoo.campaign.parallel import shared_memory_free
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault, corrupt, is_noop
 from faultzoo.inference import batch_slices
@@ -150,6 +151,10 @@ class FastEngine:
                  "rows_independent": self.checks.rows_independent, "golden": None}
         if len(self.chunks) == 1 and not self.fallback:
             _, kept = self._golden_chunk(0)
+            unshared = sum(v.numel() * v.element_size() for v in kept.values()
+                           if isinstance(v, torch.Tensor) and not v.is_shared())
+            if not _fits_in_shared_memory(unshared):
+                return state  # each worker computes its own maps: slower to start, but no crash
             state["golden"] = {key if isinstance(key, str) else key.name:
                                value.share_memory_() if isinstance(value, torch.Tensor) else value
                                for key, value in kept.items()}
@@ -299,6 +304,10 @@ class FastEngine:
             with torch.no_grad():
                 logits, kept = self.plan.run_golden(x[b], self.keep, seconds)
             values = [*kept.items(), ("__logits__", logits)]
+            if not merged and self.share_golden:
+                self.share_golden = _fits_in_shared_memory(
+                    sum(n * v[0].numel() * v.element_size() for node, v in values
+                        if node == "__logits__" or node in self.plan.batched))
             if not merged:  # one buffer per node: no second copy through torch.cat
                 merged.update({node: self._buffer((n, *value.shape[1:]), value.dtype)
                                if node == "__logits__" or node in self.plan.batched else value
@@ -608,6 +617,15 @@ def _faulty_parameters(program: LayerProgram, faults, positions: list[int]):
         faulty = base.clone()
         faulty[fault.index] = corrupt(base[fault.index], fault.bits, fault.kind)
         yield pos, name, faulty
+
+
+def _fits_in_shared_memory(nbytes: int) -> bool:
+    free = shared_memory_free()
+    if free is None or nbytes <= 0.9 * free:
+        return True
+    _logger.warning("golden maps (%d MB) do not fit in shared memory (%d MB free in /dev/shm): every worker "
+                    "computes its own", nbytes >> 20, free >> 20)
+    return False
 
 
 def _shared_empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
