@@ -288,9 +288,9 @@ def test_preparing_on_threads_into_shared_memory_gives_the_same_maps_and_outcome
 
 
 def test_golden_maps_that_do_not_fit_in_shared_memory_stay_private_and_outcomes_stay_exact(monkeypatch):
-    import faultzoo.campaign.engines.fast as fast_module
+    from faultzoo.campaign import parallel
 
-    monkeypatch.setattr(fast_module, "shared_memory_free", lambda: 1 << 20)  # 1 MB, as a tiny container /dev/shm
+    monkeypatch.setattr(parallel, "shared_memory_free", lambda: 1 << 20)  # 1 MB, as a tiny container /dev/shm
     model, x, faults, params, golden = untrained_resnet20_case(40, 6, seed=7)
     engine = make_engine("fast", model, x, golden, batch_size=8, params=params, prep_threads=2, share_golden=True)
     maps = engine._golden_chunk(0)[1]

@@ -106,6 +106,12 @@ def shared_memory_free() -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
+def fits_in_shared_memory(nbytes: int) -> bool:
+    """Whether ``nbytes`` more fit in shared memory, with a 10 % margin (True where unknown)."""
+    free = shared_memory_free()
+    return free is None or nbytes <= 0.9 * free
+
+
 _PRELOAD = ["torch", "faultzoo.campaign.engines.fast"]
 
 

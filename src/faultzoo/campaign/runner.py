@@ -25,7 +25,8 @@ from faultzoo.campaign.engines import ENGINES, make_engine
 from faultzoo.campaign.exports import export_all, remove_exports
 from faultzoo.campaign.golden import GoldenRun, golden_run
 from faultzoo.campaign.outcome import Classified, Outcome
-from faultzoo.campaign.parallel import WorkerPool, share, shared_memory_free
+from faultzoo.campaign import parallel as processes  # (a local 'parallel' flag exists below)
+from faultzoo.campaign.parallel import WorkerPool, share
 from faultzoo.campaign.store import FaultResult, ResultStore
 from faultzoo.campaign.summary import CampaignSummary, summarize
 from faultzoo.exceptions import DatasetError, FaultzooError
@@ -299,13 +300,12 @@ def _halves(task: list[int], weights: dict[int, float]) -> tuple[list[int], list
 def _check_shared_memory(model: torch.nn.Module, x: torch.Tensor, workers: int) -> None:
     """Workers read the model and the images from shared memory: refuse, before any compute, a
     machine whose shared memory cannot hold them (writing past its end is a SIGBUS, not an error)."""
-    free = shared_memory_free()
-    needed = x.numel() * x.element_size() + sum(p.numel() * p.element_size() for p in model.state_dict().values())
-    if free is not None and needed > 0.9 * free:
+    needed = x.nbytes + sum(p.nbytes for p in model.state_dict().values())
+    if not processes.fits_in_shared_memory(needed):
         raise FaultzooError(
             f"--workers {workers} shares the images and the model with its worker processes ({needed >> 20} MB), "
-            f"but /dev/shm has only {free >> 20} MB free: use --workers 1, fewer images (--limit), or give the "
-            f"machine more shared memory (e.g. docker run --shm-size=2g).")
+            f"but /dev/shm has only {(processes.shared_memory_free() or 0) >> 20} MB free: use --workers 1, fewer "
+            f"images (--limit), or give the machine more shared memory (e.g. docker run --shm-size=2g).")
 
 
 def _memory_budget(workers: int) -> int:

@@ -36,7 +36,7 @@ from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram, prepare_gra
 from faultzoo.campaign.engines.reference import ReferenceEngine
 from faultzoo.campaign.golden import GoldenRun
 from faultzoo.campaign.outcome import Classified, Outcome, classify, same_bits
-from faultzoo.campaign.parallel import shared_memory_free
+from faultzoo.campaign import parallel
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault, corrupt, is_noop
 from faultzoo.inference import batch_slices
@@ -151,10 +151,12 @@ class FastEngine:
                  "rows_independent": self.checks.rows_independent, "golden": None}
         if len(self.chunks) == 1 and not self.fallback:
             _, kept = self._golden_chunk(0)
-            unshared = sum(v.numel() * v.element_size() for v in kept.values()
-                           if isinstance(v, torch.Tensor) and not v.is_shared())
-            if not _fits_in_shared_memory(unshared):
-                return state  # each worker computes its own maps: slower to start, but no crash
+            unshared = sum(v.nbytes for v in kept.values() if isinstance(v, torch.Tensor) and not v.is_shared())
+            if not parallel.fits_in_shared_memory(unshared):
+                free = parallel.shared_memory_free() or 0
+                _logger.warning("golden maps (%d MB) do not fit in shared memory (%d MB free in /dev/shm): every "
+                                "worker computes its own", unshared >> 20, free >> 20)
+                return state  # slower to start, but no crash
             state["golden"] = {key if isinstance(key, str) else key.name:
                                value.share_memory_() if isinstance(value, torch.Tensor) else value
                                for key, value in kept.items()}
@@ -303,18 +305,16 @@ class FastEngine:
             seconds: dict[fx.Node, float] | None = {} if k > 0 or len(batches) == 1 else None
             with torch.no_grad():
                 logits, kept = self.plan.run_golden(x[b], self.keep, seconds)
-            values = [*kept.items(), ("__logits__", logits)]
-            if not merged and self.share_golden:
-                self.share_golden = _fits_in_shared_memory(
-                    sum(n * v[0].numel() * v.element_size() for node, v in values
-                        if node == "__logits__" or node in self.plan.batched))
+            rows = {node: value for node, value in kept.items() if node in self.plan.batched}
+            rows["__logits__"] = logits
             if not merged:  # one buffer per node: no second copy through torch.cat
-                merged.update({node: self._buffer((n, *value.shape[1:]), value.dtype)
-                               if node == "__logits__" or node in self.plan.batched else value
-                               for node, value in values})
-            for node, value in values:
-                if node == "__logits__" or node in self.plan.batched:
-                    merged[node][b] = value
+                # Too big for shared memory: private buffers (prepared_state then leaves them to each worker).
+                self.share_golden = self.share_golden and parallel.fits_in_shared_memory(
+                    sum(n * value[0].nbytes for value in rows.values()))
+                merged.update(kept)  # values without a row per image, as computed
+                merged.update({node: self._buffer((n, *value.shape[1:]), value.dtype) for node, value in rows.items()})
+            for node, value in rows.items():
+                merged[node][b] = value
             if seconds is not None:
                 timings.append((b.stop - b.start, seconds))
 
@@ -619,21 +619,11 @@ def _faulty_parameters(program: LayerProgram, faults, positions: list[int]):
         yield pos, name, faulty
 
 
-def _fits_in_shared_memory(nbytes: int) -> bool:
-    free = shared_memory_free()
-    if free is None or nbytes <= 0.9 * free:
-        return True
-    _logger.warning("golden maps (%d MB) do not fit in shared memory (%d MB free in /dev/shm): every worker "
-                    "computes its own", nbytes >> 20, free >> 20)
-    return False
-
-
 def _shared_empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     """An uninitialised CPU tensor in shared memory. Tensor.share_memory_() would first allocate private
     memory and copy it over (0.66 s vs 0.33 s for 786 MB here); torch's own storage constructor does not."""
-    numel = math.prod(shape)
     try:
-        storage = torch.UntypedStorage._new_shared(numel * torch.empty(0, dtype=dtype).element_size())
+        storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
         strides = [math.prod(shape[i + 1:]) for i in range(len(shape))]
         return torch.empty(0, dtype=dtype).set_(storage, 0, shape, strides)
     except (AttributeError, RuntimeError, TypeError):  # a torch without that private constructor
