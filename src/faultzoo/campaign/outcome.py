@@ -8,6 +8,8 @@ from enum import IntEnum
 import numpy as np
 import torch
 
+from faultzoo.faults.bits import same_bits_rows
+
 
 class Outcome(IntEnum):
     """masked: every logit bit-identical to the fault-free run; non-critical: not masked, same top-1;
@@ -16,24 +18,6 @@ class Outcome(IntEnum):
     MASKED = 0
     NON_CRITICAL = 1
     CRITICAL = 2
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-row bitwise equality. Integer views, because NaN != NaN and -0.0 == 0.0 as floats."""
-    if a.dtype != b.dtype or a.shape != b.shape:
-        raise ValueError(f"cannot compare {a.dtype}{tuple(a.shape)} with {b.dtype}{tuple(b.shape)}")
-    n = len(a)
-    ia, ib = _int_view(a.contiguous().view(n, -1)), _int_view(b.contiguous().view(n, -1))
-    return torch.eq(ia, ib).all(dim=1)
-
-
-def _int_view(rows: torch.Tensor) -> torch.Tensor:
-    # Widest integer view that tiles a row exactly: fewer, wider comparisons, same answer.
-    width = rows.shape[1] * rows.element_size()
-    for itype, size in ((torch.int64, 8), (torch.int32, 4), (torch.int16, 2)):
-        if width % size == 0 and rows.element_size() <= size:
-            return rows.view(itype)
-    return rows.view(torch.uint8)
 
 
 @dataclass(frozen=True)
@@ -57,7 +41,7 @@ def top1(logits: torch.Tensor) -> torch.Tensor:
 
 def classify(golden_logits: torch.Tensor, faulty_logits: torch.Tensor) -> Classified:
     """Outcome per row of ``faulty_logits`` against the matching rows of ``golden_logits``."""
-    masked = same_bits(faulty_logits, golden_logits)
+    masked = same_bits_rows(faulty_logits, golden_logits)
     faulty_top1 = top1(faulty_logits)
     same_top1 = faulty_top1 == top1(golden_logits)
     codes = torch.full((len(faulty_logits),), Outcome.CRITICAL, dtype=torch.uint8, device=faulty_logits.device)

@@ -12,7 +12,7 @@ Typical use::
 from __future__ import annotations
 
 from faultzoo.exceptions import FaultError, FaultListFormatError
-from faultzoo.faults.bits import LAYOUTS, BitLayout, bit_field, bit_mask, corrupt, parse_bits, same_bits, word_bits, word_width
+from faultzoo.faults.bits import LAYOUTS, BitLayout, bit_field, bit_mask, corrupt, parse_bits, same_bits, same_bits_rows, word_bits, word_width
 from faultzoo.faults.inject import check_fault, faulty_value, injected, is_noop, target_tensor
 from faultzoo.faults.io import FORMATS, format_fault_list, read_fault_list, write_fault_list
 from faultzoo.faults.keras import (

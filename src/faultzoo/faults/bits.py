@@ -107,12 +107,38 @@ def corrupt(values: torch.Tensor, bits: Iterable[int] | int, kind: FaultKind | s
     return out.view(values.dtype)
 
 
+def bit_view(values: torch.Tensor) -> torch.Tensor:
+    """The stored words of a float tensor as integers of the same width (other dtypes unchanged).
+
+    Compare words through this view: as floats, NaN != NaN and -0.0 == 0.0.
+    """
+    if not values.dtype.is_floating_point:
+        return values
+    return values.detach().contiguous().view(int_view_dtype(values.dtype))
+
+
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether two tensors hold bit-identical words (NaN payloads and -0.0 included)."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
-    int_dtype = int_view_dtype(a.dtype)
-    return bool(torch.equal(a.detach().contiguous().view(int_dtype), b.detach().contiguous().view(int_dtype)))
+    return bool(torch.equal(bit_view(a), bit_view(b)))
+
+
+def same_bits_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row (first axis) bit identity of two tensors of one dtype and shape, as a bool tensor."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        raise FaultError(f"Cannot compare {a.dtype}{tuple(a.shape)} with {b.dtype}{tuple(b.shape)} row by row.")
+    n = len(a)
+    return torch.eq(_row_words(a.contiguous().view(n, -1)), _row_words(b.contiguous().view(n, -1))).all(dim=1)
+
+
+def _row_words(rows: torch.Tensor) -> torch.Tensor:
+    # Widest integer view that tiles a row exactly: fewer, wider comparisons, same answer.
+    width = rows.shape[1] * rows.element_size()
+    for itype, size in ((torch.int64, 8), (torch.int32, 4), (torch.int16, 2)):
+        if width % size == 0 and rows.element_size() <= size:
+            return rows.view(itype)
+    return rows.view(torch.uint8)
 
 
 def word_bits(value: torch.Tensor) -> int:

@@ -35,7 +35,8 @@ from torch import nn
 from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram, prepare_graph, stacked_rows_output
 from faultzoo.campaign.engines.reference import ReferenceEngine
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Classified, Outcome, classify, same_bits
+from faultzoo.campaign.outcome import Classified, Outcome, classify
+from faultzoo.faults.bits import same_bits, same_bits_rows
 from faultzoo.campaign import parallel
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault, corrupt, is_noop
@@ -182,10 +183,10 @@ class FastEngine:
         first = self.chunk_batches[0][0]
         with torch.no_grad():
             logits, kept = self.plan.run_golden(self.x[first], self.keep)
-        same = torch.equal(_bits(logits), _bits(self.golden.logits[first]))
+        same = same_bits(logits, self.golden.logits[first])
         for node, value in kept.items():
             if same and node in self.plan.batched:
-                same = torch.equal(_bits(value), _bits(cache[node][first]))
+                same = same_bits(value, cache[node][first])
         if not same:
             _logger.info("golden maps from the parent process differ from this process's: recomputing")
         return same
@@ -214,7 +215,7 @@ class FastEngine:
         """Traced graph == eager model, and a row's logits do not depend on its batch."""
         sl = self.chunks[0]
         logits, _ = self._golden_chunk(0)
-        self.checks.graph_equals_eager = bool(torch.equal(_bits(logits), _bits(self.golden.logits[sl])))
+        self.checks.graph_equals_eager = same_bits(logits, self.golden.logits[sl])
         if not self.checks.graph_equals_eager:
             self.fallback = "the traced graph's logits differ from the eager model's"
         # Same rows, other batch boundaries and order: results must not change.
@@ -223,7 +224,7 @@ class FastEngine:
             order = torch.arange(n, device=self.x.device).flip(0)
             shuffled = torch.cat([self.plan.run_golden(self.x[order[s]], set())[0]
                                   for s in batch_slices(n, max(2, n // 3))])
-            self.checks.rows_independent = bool(torch.equal(_bits(shuffled), _bits(self.golden.logits[order])))
+            self.checks.rows_independent = same_bits(shuffled, self.golden.logits[order])
             if not self.checks.rows_independent:
                 # Packing rows of several faults, or dropping masked rows, would change the other
                 # rows' bits. Keep the golden run's exact batches instead: recompute from the faulty
@@ -264,19 +265,19 @@ class FastEngine:
             o = fault.index[0]
             channels = sorted({0, o, golden_out.shape[1] - 1})
             sample_in, sample_out = golden_in[first], golden_out[first]
-            ok = all(torch.equal(_bits(self._channel_outputs(program, sample_in, [(c, None)])[:, 0]),
-                                 _bits(sample_out[:, c])) for c in channels)
+            ok = all(same_bits(self._channel_outputs(program, sample_in, [(c, None)])[:, 0],
+                                 sample_out[:, c]) for c in channels)
             weight = program.module.weight.detach()
             stacked = self._channel_outputs(program, sample_in, [(c, None) for c in channels])
-            ok = ok and all(torch.equal(_bits(stacked[:, k]), _bits(sample_out[:, c])) for k, c in enumerate(channels))
+            ok = ok and all(same_bits(stacked[:, k], sample_out[:, c]) for k, c in enumerate(channels))
             faulty_weight = weight.clone()
             faulty_weight[fault.index] = corrupt(weight[fault.index], fault.bits, fault.kind)
             full = torch.func.functional_call(program.module, {"weight": faulty_weight}, (golden_in[rows],))
             others = torch.ones(full.shape[1], dtype=torch.bool)
             others[o] = False
-            ok = ok and torch.equal(_bits(full[:, others]), _bits(golden_out[rows][:, others]))
+            ok = ok and same_bits(full[:, others], golden_out[rows][:, others])
             alone = self._channel_outputs(program, golden_in[rows], [(o, fault)])[:, 0]
-            ok = ok and torch.equal(_bits(full[:, o]), _bits(alone))
+            ok = ok and same_bits(full[:, o], alone)
             if not ok:
                 mode = "module"
         # (c) re-running the downstream graph from the golden layer output reproduces the golden logits.
@@ -475,7 +476,7 @@ class FastEngine:
             with torch.no_grad():
                 outs = self._channel_outputs(program, golden_in, [(witness, None)] + [
                     (faults[p][1].index[0], faults[p][1]) for p in group])
-            if not torch.equal(_bits(outs[:, 0]), _bits(golden_out[:, witness])):
+            if not same_bits(outs[:, 0], golden_out[:, witness]):
                 self.checks.layers_fast[param] = "module: a stacked convolution's witness channel differed"
                 _logger.warning("%s: %s", param, self.checks.layers_fast[param])
                 self._run_module(program, faults, positions[start:], golden_in, golden_out, kept, offset, sinks)
@@ -483,7 +484,7 @@ class FastEngine:
             outs = outs[:, 1:]
             survivors = []
             for k, pos in enumerate(group):
-                equal = same_bits(outs[:, k], golden_out[:, channel[k]])
+                equal = same_bits_rows(outs[:, k], golden_out[:, channel[k]])
                 self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu(), kept)
                 rows = torch.nonzero(~equal).flatten().cpu()
                 survivors.append((k, pos, rows))
@@ -503,7 +504,7 @@ class FastEngine:
             with torch.no_grad():
                 out = torch.cat([torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
                                  for b in batch_slices(n, self.batch_size)])
-            equal = same_bits(out, golden_out)
+            equal = same_bits_rows(out, golden_out)
             self._mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu(), kept)
             rows = torch.nonzero(~equal).flatten().cpu()
             self._pack(program, [(0, pos, rows)], lambda k_idx, images, out=out: out.index_select(0, images.to(out.device)),
@@ -519,7 +520,7 @@ class FastEngine:
                 images = torch.arange(b.start, b.stop)
                 with torch.no_grad():
                     out = torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
-                    if torch.equal(_bits(out), _bits(golden_out[b])):  # identical input to the rest: masked
+                    if same_bits(out, golden_out[b]):  # identical input to the rest: masked
                         self._mark_masked(sinks[pos], offset, images, kept)
                         continue
                     rows = _Rows(images, np.full(len(images), pos), np.zeros(len(images), bool))
@@ -564,7 +565,7 @@ class FastEngine:
                 env.pop(dead, None)
             watched = program.checks.get(step)
             if watched in kept and not skip_checks and self._check_useful(program, step):
-                equal = same_bits(env[watched], kept[watched].index_select(0, rows.images.to(env[watched].device)))
+                equal = same_bits_rows(env[watched], kept[watched].index_select(0, rows.images.to(env[watched].device)))
                 stats = self.check_stats.setdefault((program.node, step), [0, 0])
                 real = ~torch.from_numpy(rows.padding).to(equal.device)
                 stats[0] += int(real.sum())
@@ -628,10 +629,6 @@ def _shared_empty(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
         return torch.empty(0, dtype=dtype).set_(storage, 0, shape, strides)
     except (AttributeError, RuntimeError, TypeError):  # a torch without that private constructor
         return torch.empty(shape, dtype=dtype).share_memory_()
-
-
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    return t.contiguous().view(torch.int32) if t.dtype == torch.float32 else t
 
 
 def _at_least_two(value: torch.Tensor, rows: _Rows) -> tuple[torch.Tensor, _Rows]:
