@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from faultzoo.exceptions import IntegrityError, WeightsUnavailableError
+from faultzoo._files import atomic_writer, ensure_writable_dir
+from faultzoo.exceptions import IntegrityError, OutputError, WeightsUnavailableError
 
 _logger = logging.getLogger(__name__)
 
@@ -93,13 +93,16 @@ def fetch_file(
         WeightsUnavailableError: no source could deliver the file.
     """
     target = weights_dir() / filename
+    if target.is_dir():
+        raise OutputError(f"The weights cache holds a folder where the file {target} belongs: delete or move "
+                          "that folder (or set FAULTZOO_HOME to another cache).")
     if target.exists():
         actual = sha256_file(target)
         if hash_matches(actual, sha256):
             return target
         _logger.warning("cached %s has sha256 %s, expected %s: fetching it again", target, actual, sha256)
         target.unlink()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(target.parent, what="weights cache (FAULTZOO_HOME/weights)")
     tried: list[str] = []
     for url in urls:
         local = mirror_path(url)
@@ -128,22 +131,20 @@ def fetch_file(
 
 
 def _install(src, total: int | None, target: Path, sha256: str, origin: str, progress: ProgressFn | None) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
+    class _Mismatch(Exception):
+        pass
+
     try:
-        with os.fdopen(fd, "wb") as dst:
+        with atomic_writer(target) as dst:
             _copy_stream(src, dst, total, progress)
-        _umask = os.umask(0)
-        os.umask(_umask)
-        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp creates 0600
-        actual = sha256_file(tmp)
-        if not hash_matches(actual, sha256):
-            raise IntegrityError(
-                f"Checksum mismatch for {target.name} from {origin}: expected sha256 {sha256}, found {actual}. "
-                "Nothing was cached; the source is corrupt or a different file. A re-run fetches it again."
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+            dst.flush()
+            actual = sha256_file(Path(dst.name))
+            if not hash_matches(actual, sha256):
+                raise _Mismatch  # leaving the block with an error discards the temporary file
+    except _Mismatch:
+        raise IntegrityError(
+            f"Checksum mismatch for {target.name} from {origin}: expected sha256 {sha256}, found {actual}. "
+            "Nothing was cached; the source is corrupt or a different file. A re-run fetches it again."
+        ) from None
     _logger.info("cached %s from %s", target, origin)
     return target

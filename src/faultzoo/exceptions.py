@@ -52,5 +52,17 @@ class SchemaVersionError(FaultzooError, RuntimeError):
     """A result store written by an incompatible schema version."""
 
 
+class OutputError(FaultzooError, OSError):
+    """A file or folder that faultzoo must write cannot be written (permissions, a file in the way, disk full)."""
+
+
 class ExactnessError(FaultzooError, RuntimeError):
     """A numerical assumption that an exact engine relies on does not hold."""
+
+
+class FrameworkUnavailableError(FaultzooError, ImportError):
+    """An optional framework (TensorFlow/Keras) that a feature needs is not installed or not usable."""
+
+
+class TranslationError(FaultzooError, ValueError):
+    """A PyTorch graph node that the Keras twin builder cannot reproduce (names the node and its kind)."""

@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from faultzoo._files import atomic_write
 from faultzoo.campaign.store import FaultResult
 from faultzoo.faults import FaultList
 
@@ -29,20 +28,6 @@ ALL = (UPSTREAM, RICH, PROVENANCE, OUTCOMES)
 def remove_exports(folder: Path) -> None:
     for name in ALL:
         (folder / name).unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        _umask = os.umask(0)
-        os.umask(_umask)
-        os.chmod(tmp, 0o666 & ~_umask)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _csv(rows: list[list]) -> bytes:
@@ -76,12 +61,12 @@ def rich_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[lis
 
 def export_all(folder: Path, fault_list: FaultList, results: Sequence[FaultResult], provenance: dict) -> dict[str, Path]:
     paths = {"upstream": folder / UPSTREAM, "results": folder / RICH, "provenance": folder / PROVENANCE}
-    _atomic_write(paths["upstream"], _csv(upstream_rows(fault_list, results)))
-    _atomic_write(paths["results"], _csv(rich_rows(fault_list, results)))
-    _atomic_write(paths["provenance"], json.dumps(provenance, indent=2, default=str).encode())
+    atomic_write(paths["upstream"], _csv(upstream_rows(fault_list, results)))
+    atomic_write(paths["results"], _csv(rich_rows(fault_list, results)))
+    atomic_write(paths["provenance"], json.dumps(provenance, indent=2, default=str).encode())
     if results and all(r.outcomes is not None for r in results):
         buffer = io.BytesIO()
         np.save(buffer, np.stack([r.outcomes for r in results]))
         paths["outcomes"] = folder / OUTCOMES
-        _atomic_write(paths["outcomes"], buffer.getvalue())
+        atomic_write(paths["outcomes"], buffer.getvalue())
     return paths

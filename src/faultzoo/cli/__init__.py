@@ -6,33 +6,52 @@ import importlib
 import logging
 import os
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from faultzoo.exceptions import FaultzooError
 
 app = typer.Typer(
     name="faultzoo",
-    help="Fault-injection reliability studies of DNNs: model zoo, fault lists, campaigns.",
+    help="Fault-injection reliability studies of DNNs: model zoo, fault lists, campaigns, analysis.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags without placeholders, readable when piped
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from faultzoo import __version__
+
+        print(f"faultzoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Fault-injection reliability studies of DNNs: model zoo, fault lists, campaigns, analysis."""
+
 
 # Each module defines register(app) and adds its own command(s).
 COMMAND_MODULES = ("models", "eval", "faultlist", "campaign")
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as exc:  # a command still being written must not break the others
-        if exc.name != f"{__name__}.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"{__name__}.{_name}").register(app)
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_error(message: str) -> None:
+    """One error line on stderr, printed as plain text (no Rich markup: '[...]' in a message stays)."""
+    err_console.print(Text("error: ", style="red") + Text(message), soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,11 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     except FaultzooError as exc:
         if os.environ.get("FAULTZOO_DEBUG"):
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        err_console.print("(set FAULTZOO_DEBUG=1 for a traceback)", style="dim")
+        print_error(str(exc))
+        err_console.print("(set FAULTZOO_DEBUG=1 for a traceback)", style="dim", markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
-        err_console.print("interrupted: results so far are saved; re-run the same command to resume")
+        err_console.print("interrupted: results so far are saved; re-run the same command to resume", markup=False)
         sys.exit(130)
     except SystemExit:
         raise
@@ -63,6 +82,6 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
-            err_console.print("interrupted: results so far are saved; re-run the same command to resume")
+            err_console.print("interrupted: results so far are saved; re-run the same command to resume", markup=False)
             sys.exit(130)
         raise

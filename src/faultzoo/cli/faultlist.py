@@ -74,6 +74,7 @@ faultlist_app = typer.Typer(
          "`faultzoo faultlist convert IN --to keras -o OUT` converts one. See `faultzoo faultlist generate --help`.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 
@@ -86,10 +87,8 @@ def _load_model(model_id: str) -> nn.Module:
 
 def _weights_sha256(model_id: str) -> str | None:
     """sha256 of the model's published checkpoint, recorded in the list's metadata (None if unknown)."""
-    try:
-        from faultzoo.zoo import model_info
-    except ImportError:
-        return None
+    from faultzoo.zoo import model_info
+
     weights = model_info(model_id).weights
     return getattr(weights, "sha256", None) if weights is not None else None
 
@@ -114,25 +113,37 @@ def _parse_prior(text: str | None) -> Any:
                                  param_hint="--prior") from None
 
 
-def _check_flags(design: Design, *, kind: Kind, targets: str, layers: str | None, bits: str | None,
-                 n: int | None, allocation: Allocation, prior: str | None) -> None:
-    """Refuse flags that the chosen design would silently ignore."""
-    fixed = {"--kind": kind is not Kind.bitflip, "--targets": targets != "weights", "--layers": layers is not None,
-             "--bits": bits is not None, "--n": n is not None}
-    if design is Design.dnn_benchmarks:
-        for flag, given in fixed.items():
-            if given:
-                raise typer.BadParameter(f"{flag} does not apply to --design dnn-benchmarks (upstream's fixed "
-                                         "population: bit flips on all conv/linear weights); use --design network.",
-                                         param_hint=flag)
-    if design is Design.exhaustive and n is not None:
-        raise typer.BadParameter("--n does not apply to --design exhaustive (every fault is listed).", param_hint="--n")
-    if design is Design.layer and n is not None:
-        raise typer.BadParameter("--n does not apply to --design layer (each layer has its own sample size).",
-                                 param_hint="--n")
-    if design is not Design.layer_bit and (allocation is not Allocation.proportional or prior is not None):
-        flag = "--prior" if prior is not None else "--allocation"
-        raise typer.BadParameter(f"{flag} applies to --design layer-bit only.", param_hint=flag)
+# Option name of the design functions (faultzoo.faults.DESIGNS) -> the CLI flag that sets it.
+_FLAGS = {"error": "--error", "t": "--t", "confidence": "--confidence", "p": "--p", "seed": "--seed",
+          "kind": "--kind", "targets": "--targets", "layers": "--layers", "bits": "--bits", "n": "--n",
+          "allocation": "--allocation", "prior": "--prior", "max_faults": "--max-faults"}
+
+
+def _design_options(design: Design, given: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``given`` that the design takes; a flag set away from its default that the design
+    would ignore is refused, naming the flag and the design's own flags."""
+    from faultzoo.faults import DESIGNS
+
+    spec = DESIGNS[design.value]
+    defaults = _generate_defaults()
+    for name, value in given.items():
+        if name not in spec.options and value != defaults[name]:
+            takes = " ".join(_FLAGS[o] for o in spec.options if o in _FLAGS)
+            raise typer.BadParameter(f"{_FLAGS[name]} does not apply to --design {design.value} "
+                                     f"({spec.summary}); its flags: {takes or 'none'}.", param_hint=_FLAGS[name])
+    return {name: value for name, value in given.items() if name in spec.options}
+
+
+def _generate_defaults() -> dict[str, Any]:
+    """Defaults of the `generate` command's design flags, read from its signature."""
+    import inspect
+
+    params = inspect.signature(generate).parameters
+    return {name: _plain(params[name].default) for name in _FLAGS}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
 
 
 def summary_table(fault_list: FaultList, *, title: str, output: Path | None = None, fmt: str | None = None) -> Table:
@@ -222,22 +233,16 @@ def generate(
     """Generate a fault list for MODEL and print the design summary (N, n, e, t, p)."""
     from faultzoo.faults import make_fault_list, write_fault_list
 
-    _check_flags(design, kind=kind, targets=targets, layers=layers, bits=bits, n=n, allocation=allocation,
-                 prior=prior)
     if t is not None and confidence is not None:
         raise typer.BadParameter("give --t or --confidence, not both.", param_hint="--t/--confidence")
+    given = {"error": error, "t": t, "confidence": confidence, "p": p, "seed": seed, "kind": kind.value,
+             "targets": targets, "layers": layers, "bits": bits, "n": n, "allocation": allocation.value,
+             "prior": prior, "max_faults": max_faults}
+    options = _design_options(design, given)
+    if "prior" in options:
+        options["prior"] = _parse_prior(prior)
     model = _load_model(model_id)
-    options: dict[str, Any] = {"model_id": model_id, "weights_sha256": _weights_sha256(model_id)}
-    if design is not Design.exhaustive:
-        options.update(error=error, t=t, confidence=confidence, p=p, seed=seed)
-    if design is not Design.dnn_benchmarks:
-        options.update(kind=kind.value, targets=targets, layers=layers, bits=bits)
-    if design in (Design.network, Design.layer_bit):
-        options["n"] = n
-    if design is Design.layer_bit:
-        options.update(allocation=allocation.value, prior=_parse_prior(prior))
-    if design is Design.exhaustive:
-        options["max_faults"] = max_faults
+    options.update(model_id=model_id, weights_sha256=_weights_sha256(model_id))
     fault_list = make_fault_list(model, design.value, **options)
     write_fault_list(fault_list, output, format=fmt.value, model=model)
     console.print(summary_table(fault_list, title=f"fault list for {model_id}", output=output, fmt=fmt.value))
@@ -249,6 +254,7 @@ def convert(
     output: OutputOpt,
     to: ToOpt = Format.keras,
     model_id: ConvertModelOpt = None,
+    dedupe: Annotated[bool, typer.Option("--dedupe", help="Drop rows that repeat an earlier row's fault.")] = False,
 ) -> None:
     """Convert a fault list between the upstream torch/Keras layouts and the faultzoo format."""
     from faultzoo.faults import read_fault_list, write_fault_list
@@ -257,7 +263,9 @@ def convert(
     if model is None and to is Format.keras:
         raise typer.BadParameter("converting to Keras needs the model for the layer names: add --model MODEL.",
                                  param_hint="--model")
-    fault_list = read_fault_list(source, model, model_id=model_id)
+    fault_list = read_fault_list(source, model, model_id=model_id, allow_duplicate_faults=dedupe)
+    if dedupe:
+        fault_list = fault_list.without_repeats()
     if model_id is not None and fault_list.meta.weights_sha256 is None:
         fault_list = fault_list.with_meta(weights_sha256=_weights_sha256(model_id))
     write_fault_list(fault_list, output, format=to.value, model=model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ __all__ = ["DataSelection", "load_selection", "select_indices"]
 ProgressCallback = Callable[[int, int], None]
 
 _FINGERPRINT_VERSION = b"faultzoo.data.selection/v1"
+
+_logger = logging.getLogger(__name__)
 
 
 def _check_count(name: str, value: int | None) -> None:
@@ -201,6 +204,11 @@ def load_selection(
     ds, raw, source, kind, sel_split = _open_source(data, dataset, split, root, download)
     labels = dataset_labels(ds)
     indices = select_indices(labels, limit=limit, per_class=per_class)
+    if limit is not None and indices.size < limit:
+        _logger.warning("limit %d is more than the %d images %s offers: using all %d (CLI: --limit).",
+                        limit, indices.size, source, indices.size)
+    if indices.size == 0:
+        raise DatasetError(f"No image selected from {source} (limit={limit}, per_class={per_class}).")
     pil_stage, normalizers = split_at_to_tensor(test_transform(dataset))
     _, h, w = info.input_size
     pixels = np.empty((indices.size, h, w, 3), dtype=np.uint8)

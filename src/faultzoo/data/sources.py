@@ -179,6 +179,11 @@ def _read_npz(path: Path, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray, np
     where = f"image file {str(path)!r}"
     if not path.is_file():
         raise DatasetError(f"Cannot read {where}: no such file.")
+    if not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        raise DatasetError(f"Cannot read {where}: it is not an .npz archive ("
+                           + ("the file is empty" if size == 0 else f"{size:,} bytes that are not a zip file")
+                           + "). Expected an np.savez file with 'x' (uint8 N×H×W×3) and 'y' (labels).")
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -206,6 +211,8 @@ def _read_npz(path: Path, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray, np
             f"{info.name} models expect {h}×{w}."
         )
     n = x.shape[0]
+    if n == 0:
+        raise DatasetError(f"{where} holds no images ('x' has shape {x.shape}): nothing to evaluate.")
     if y.ndim != 1 or y.shape[0] != n:
         raise DatasetError(f"Malformed {where}: 'y' must have shape ({n},) to match 'x', found {y.shape}.")
     if y.dtype.kind not in "iu":

@@ -27,13 +27,13 @@ import io
 import json
 import os
 import re
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from faultzoo._files import atomic_write
 from faultzoo.exceptions import FaultError, FaultListFormatError
 from faultzoo.faults.keras import KERAS_NAME, keras_name_to_param, keras_to_torch_index, to_keras
 from faultzoo.faults.model import Fault, FaultKind, FaultList, FaultListMeta, meta_json
@@ -159,6 +159,7 @@ def read_fault_list(
     model_id: str | None = None,
     format: str = "auto",
     identify: bool = True,
+    allow_duplicate_faults: bool = False,
 ) -> FaultList:
     """Read a fault list in any supported format (see the module docstring).
 
@@ -191,9 +192,11 @@ def read_fault_list(
         fault_list = fault_list.with_meta(model_id=_detect_model_id(path, model, model_id))
         if model is not None and identify:
             fault_list = _identify(fault_list, model)
+    if len(fault_list) == 0:
+        raise FaultListFormatError(f"Fault list {path} holds no faults (a header and no rows): nothing to inject.")
     check_unique_ids(fault_list)
     if model is not None:
-        validate(fault_list, model)
+        validate(fault_list, model, model_id=model_id, allow_duplicate_faults=allow_duplicate_faults)
     return fault_list
 
 
@@ -428,16 +431,4 @@ def write_fault_list(
     """
     path = Path(path)
     text = format_fault_list(fault_list, format, model=model)  # fails before touching the disk
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Exclusive create of a unique name beside the target: the umask applies (mkstemp would force 0600).
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, text)

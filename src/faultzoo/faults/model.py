@@ -285,6 +285,21 @@ class FaultList:
         """Injection id of the fault at a position."""
         return self.ids[position]  # type: ignore[index]
 
+    def take(self, positions: Sequence[int]) -> FaultList:
+        """The faults at ``positions`` (in that order), keeping their Injection ids, extra columns and lines."""
+        pick = tuple(positions)
+        return FaultList(tuple(self.faults[i] for i in pick), self.meta,
+                         tuple(self.ids[i] for i in pick) if self.ids is not None else None,
+                         {k: tuple(v[i] for i in pick) for k, v in self.extra.items()},
+                         tuple(self.lines[i] for i in pick) if self.lines is not None else None)
+
+    def without_repeats(self) -> FaultList:
+        """The list without rows whose fault (tensor, index, bits, kind) repeats an earlier row's."""
+        first: dict[tuple, int] = {}
+        for pos, f in enumerate(self.faults):
+            first.setdefault((f.param, f.index, f.bits, f.kind), pos)
+        return self.take(sorted(first.values()))
+
     def with_meta(self, **changes: Any) -> FaultList:
         """A copy whose metadata has some fields replaced."""
         return FaultList(self.faults, replace(self.meta, **changes), self.ids, self.extra, self.lines)

@@ -13,9 +13,11 @@ failure rate (0.5 is the conservative choice).
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -33,7 +35,6 @@ DEFAULT_P = 0.5
 DEFAULT_SEED = 42
 UPSTREAM_POPULATION_FACTOR = 64  # 32 bits x 2 stuck-at values, as the upstream generator counts
 UPSTREAM_MAX_TRIES = 1000
-DESIGNS = ("dnn-benchmarks", "network", "layer", "layer-bit", "exhaustive")
 
 
 # --------------------------------------------------------------------------- sample size
@@ -502,22 +503,60 @@ def exhaustive(
     return FaultList(tuple(faults), meta)
 
 
+@dataclass(frozen=True)
+class Design:
+    """A sampling design: its name (as the CLI and the list metadata spell it), builder and summary.
+
+    The options a design accepts are the keyword parameters of its builder: the CLI and
+    :func:`make_fault_list` read them from here, so they are stated once, in the function signature.
+    """
+
+    name: str
+    build: Callable[..., FaultList]
+    summary: str
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        params = inspect.signature(self.build).parameters.values()
+        return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+    def defaults(self) -> dict[str, Any]:
+        params = inspect.signature(self.build).parameters.values()
+        return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+DESIGNS: dict[str, Design] = {d.name: d for d in (
+    Design("dnn-benchmarks", dnn_benchmarks_fault_list,
+           "upstream's generator: per-layer samples of bit flips in conv/linear weights, identical lists"),
+    Design("network", sample_network, "one simple random sample over the whole selected population"),
+    Design("layer", sample_layers, "one sample per tensor, each with the same error margin"),
+    Design("layer-bit", sample_layer_bits, "stratified by tensor x bit, proportional or Neyman allocation"),
+    Design("exhaustive", exhaustive, "every fault of a (small) selection: no sampling error"),
+)}
+
+
 def make_fault_list(model: nn.Module, design: str = "dnn-benchmarks", **options: Any) -> FaultList:
-    """Dispatch to a design by its name (``dnn-benchmarks``, ``network``, ``layer``, ``layer-bit``, ``exhaustive``)."""
-    table: dict[str, Callable[..., FaultList]] = {
-        "dnn-benchmarks": dnn_benchmarks_fault_list,
-        "network": sample_network,
-        "layer": sample_layers,
-        "layer-bit": sample_layer_bits,
-        "exhaustive": exhaustive,
-    }
-    if design not in table:
+    """Build a fault list with the design named ``design`` (see :data:`DESIGNS`).
+
+    Raises:
+        FaultError: an unknown design, an option the design does not take, or a selection with no fault.
+    """
+    if design not in DESIGNS:
         raise FaultError(f"Unknown design {design!r}; choose one of {', '.join(DESIGNS)} (--design).")
-    return table[design](model, **options)
+    spec = DESIGNS[design]
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise FaultError(f"Design {design!r} does not take {', '.join(unknown)}; its options are "
+                         f"{', '.join(spec.options)}.")
+    fault_list = spec.build(model, **options)
+    if len(fault_list) == 0:
+        raise FaultError(f"Design {design!r} with these options yields no fault (sample size 0): widen the "
+                         "selection (layers, bits, targets) or raise the sample size.")
+    return fault_list
 
 
 __all__ = [
-    "DESIGNS", "allocate", "confidence_from_t", "dnn_benchmarks_fault_list", "exhaustive", "make_fault_list",
+    "DESIGNS", "Design", "allocate", "confidence_from_t", "dnn_benchmarks_fault_list", "exhaustive", "make_fault_list",
     "resolve_t", "sample_layer_bits", "sample_layers", "sample_network", "sample_size", "t_from_confidence",
     "unravel",
 ]

@@ -28,6 +28,11 @@ def _raise(fault_list: FaultList, problems: list[str], total: int) -> None:
     raise FaultListFormatError(head + ":\n  " + "\n  ".join(problems) + more)
 
 
+def _did_you_mean(name: str, tensors: dict) -> str:
+    close = difflib.get_close_matches(name, list(tensors), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
 def check_unique_ids(fault_list: FaultList) -> None:
     """Raise FaultListFormatError if two rows share an Injection id."""
     first: dict[int, int] = {}
@@ -45,7 +50,24 @@ def check_unique_ids(fault_list: FaultList) -> None:
         _raise(fault_list, problems, total)
 
 
-def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults: bool = False) -> None:
+def _check_layers_as_a_whole(fault_list: FaultList, tensors: dict, model_id: str | None) -> None:
+    """A list whose layers are all unknown was made for another model: say so once, and which models fit."""
+    wanted = {fault.param for fault in fault_list.faults}
+    if not wanted or wanted & tensors.keys():
+        return
+    from faultzoo.zoo.registry import list_models, tensor_names
+
+    fits = [other for other in list_models() if wanted <= tensor_names(other)]
+    source = fault_list.meta.source_file or "the fault list"
+    target = model_id or "this model"
+    hint = (f"; its layers match {', '.join(fits)}" if fits else
+            f"; no zoo model has all its {len(wanted)} layers (e.g. {sorted(wanted)[0]!r})")
+    raise FaultListFormatError(f"{source} was made for another model: none of its {len(fault_list):,} rows' "
+                               f"layers exist in {target}{hint}.")
+
+
+def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults: bool = False,
+             model_id: str | None = None) -> None:
     """Check every fault against the model; raise one error listing the first problems.
 
     Checks: the tensor exists (parameter or floating-point buffer), the index has the tensor's
@@ -58,6 +80,7 @@ def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults:
     check_unique_ids(fault_list)
     tensors = {name: (tuple(t.shape), t.dtype) for name, t in model.named_parameters()}
     tensors.update({name: (tuple(t.shape), t.dtype) for name, t in model.named_buffers() if t.is_floating_point()})
+    _check_layers_as_a_whole(fault_list, tensors, model_id)
     problems: list[str] = []
     total = 0
     seen: dict[tuple[object, ...], int] = {}
@@ -70,8 +93,8 @@ def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults:
 
     for pos, fault in enumerate(fault_list.faults):
         if fault.param not in tensors:
-            close = difflib.get_close_matches(fault.param, list(tensors), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            # The fuzzy search costs: only for the rows that will be shown.
+            hint = _did_you_mean(fault.param, tensors) if len(problems) < MAX_REPORTED else ""
             report(pos, f"unknown layer {fault.layer!r}: the model has no tensor {fault.param!r}{hint}")
             continue
         shape, dtype = tensors[fault.param]
@@ -96,8 +119,8 @@ def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults:
         if not allow_duplicate_faults:
             key = (fault.param, fault.index, fault.bits, fault.kind)
             if key in seen:
-                report(pos, f"repeats the fault of {_where(fault_list, seen[key])} ({fault}); "
-                            "remove it or pass allow_duplicate_faults=True")
+                report(pos, f"repeats the fault of {_where(fault_list, seen[key])} ({fault}); remove the repeat "
+                            "(`faultzoo faultlist convert FILE --dedupe -o NEW` writes the list without repeats)")
             else:
                 seen[key] = pos
     if total:

@@ -54,13 +54,29 @@ def read_checkpoint(path: Path, checkpoint_format: str = "auto") -> StateDict:
     """Read a checkpoint without executing code from it (``weights_only=True``) and adapt it."""
     if checkpoint_format not in ADAPTERS:
         raise CheckpointError(f"Unknown checkpoint format {checkpoint_format!r}; known: {sorted(ADAPTERS)}.")
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"Checkpoint not found: {path}.")
+    if path.is_dir():
+        raise CheckpointError(f"Checkpoint {path} is a folder; pass the checkpoint file inside it.")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"Checkpoint {path} is empty (0 bytes): an interrupted download or copy? Fetch it again.")
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({size:,} bytes; neither a torch.save zip archive "
+                              "nor a legacy pickle). Pass a .pth/.th/.pt file written by torch.save.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"Checkpoint not found: {path}.") from None
     except Exception as exc:  # unpickling refused or corrupt file
-        raise CheckpointError(f"Cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"Cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     return ADAPTERS[checkpoint_format](obj, path)
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive; the legacy format starts with a pickle protocol opcode (0x80)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:

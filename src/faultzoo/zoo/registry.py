@@ -108,6 +108,15 @@ def model_info(model_id: str) -> ModelInfo:
     )
 
 
+@cache
+def tensor_names(model_id: str) -> frozenset[str]:
+    """Names of the model's parameters and floating-point buffers (built on the meta device: no cost)."""
+    with torch.device("meta"):
+        model = _builder(model_id)()
+    return frozenset([name for name, _ in model.named_parameters()]
+                     + [name for name, t in model.named_buffers() if t.is_floating_point()])
+
+
 def state_sha256(model: nn.Module) -> str:
     """sha256 over names, dtypes, shapes and bytes of the state dict, in order."""
     digest = hashlib.sha256()
