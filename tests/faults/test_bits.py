@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from faultzoo.exceptions import FaultError
-from faultzoo.faults import FaultKind, bit_field, bit_mask, corrupt, parse_bits, same_bits, word_bits, word_width
+from faultzoo.faults import FaultKind, corrupt, parse_bits, same_bits, word_bits
+from faultzoo.faults.bits import bit_field, bit_mask, word_width
 
 ONE = {torch.float32: 0x3F800000, torch.float16: 0x3C00, torch.bfloat16: 0x3F80}
 

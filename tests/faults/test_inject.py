@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from faultzoo.exceptions import FaultError
-from faultzoo.faults import Fault, faulty_value, injected, is_noop, same_bits, word_bits
+from faultzoo.faults import Fault, injected, is_noop, same_bits, word_bits
+from faultzoo.faults.inject import faulty_value
 from faultzoo.faults import inject as inject_module
 
 

@@ -10,10 +10,9 @@ from faultzoo.faults import (
     FaultList,
     from_keras,
     keras_layer_names,
-    keras_to_torch_index,
     to_keras,
-    torch_to_keras_index,
 )
+from faultzoo.faults.keras import keras_to_torch_index, torch_to_keras_index
 
 
 def test_index_permutations():

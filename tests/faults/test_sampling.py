@@ -8,8 +8,6 @@ import pytest
 
 from faultzoo.exceptions import FaultError
 from faultzoo.faults import (
-    allocate,
-    confidence_from_t,
     dnn_benchmarks_fault_list,
     exhaustive,
     make_fault_list,
@@ -17,9 +15,9 @@ from faultzoo.faults import (
     sample_layers,
     sample_network,
     sample_size,
-    select_targets,
-    t_from_confidence,
 )
+from faultzoo.faults.sampling import allocate, confidence_from_t, t_from_confidence
+from faultzoo.faults.targets import select_targets
 
 
 # Hand-computed: n = N / (1 + e^2 (N - 1) / (t^2 p (1 - p))); with e=0.01, t=2.58, p=0.5 the
