@@ -66,3 +66,7 @@ class FrameworkUnavailableError(FaultzooError, ImportError):
 
 class TranslationError(FaultzooError, ValueError):
     """A PyTorch graph node that the Keras twin builder cannot reproduce (names the node and its kind)."""
+
+
+class AnalysisError(FaultzooError, ValueError):
+    """Results that cannot be analysed: an unreadable or unknown results file, or inconsistent inputs."""
