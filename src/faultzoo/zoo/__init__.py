@@ -1,6 +1,11 @@
 """The model zoo: architectures (definitions), weights (where trained tensors come from), registry (ids)."""
 
-from faultzoo.zoo.registry import ModelInfo, ModelProvenance, get_model, list_models, model_info, state_sha256
+from faultzoo.zoo.registry import (
+    FRAMEWORKS, ModelInfo, ModelProvenance, get_model, list_models, model_info, state_sha256,
+)
 from faultzoo.zoo.weights import WEIGHTS, Weights
 
-__all__ = ["WEIGHTS", "ModelInfo", "ModelProvenance", "Weights", "get_model", "list_models", "model_info", "state_sha256"]
+__all__ = [
+    "FRAMEWORKS", "WEIGHTS", "ModelInfo", "ModelProvenance", "Weights", "get_model", "list_models", "model_info",
+    "state_sha256",
+]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -20,7 +21,14 @@ from faultzoo.zoo.architectures import all_architectures
 from faultzoo.zoo.checkpoints import load_state_strict, read_checkpoint
 from faultzoo.zoo.weights import WEIGHTS, Weights
 
+if TYPE_CHECKING:
+    import keras
+
 WeightsArg = str | os.PathLike | Weights | None
+
+# Every zoo model exists in each framework: PyTorch natively, Keras 3 as a translated twin
+# (faultzoo.keras; needs the `tf` extra).
+FRAMEWORKS = ("torch", "keras")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class ModelInfo:
     num_params: int  # every parameter element (weights, biases, BN affine)
     num_weights: int  # elements of tensors with dim >= 2: the upstream fault population unit
     weights: Weights | None
+    frameworks: tuple[str, ...] = FRAMEWORKS
 
     @property
     def claimed_top1(self) -> float | None:
@@ -46,6 +55,7 @@ class ModelInfo:
             "num_classes": self.num_classes, "input_size": list(self.input_size), "num_params": self.num_params,
             "num_weights": self.num_weights, "claimed_top1": self.claimed_top1,
             "weights": self.weights.to_dict() if self.weights else None,
+            "frameworks": list(self.frameworks),
         }
 
 
@@ -127,8 +137,9 @@ def state_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def get_model(model_id: str, weights: WeightsArg = "default", *, progress: bool = False) -> nn.Module:
-    """Build a zoo model in eval mode.
+def get_model(model_id: str, weights: WeightsArg = "default", *, progress: bool = False,
+              framework: str = "torch") -> nn.Module | keras.Model:
+    """Build a zoo model in eval mode: the PyTorch module, or its Keras 3 twin.
 
     Args:
         model_id: e.g. ``"cifar10/resnet20"``; see :func:`list_models`.
@@ -136,10 +147,20 @@ def get_model(model_id: str, weights: WeightsArg = "default", *, progress: bool 
             from ``FAULTZOO_MIRROR``), ``None`` for an untrained network, a path to a checkpoint of
             your own, or a :class:`Weights` descriptor.
         progress: show a download progress bar on stderr.
+        framework: ``"torch"`` (an ``nn.Module``) or ``"keras"`` (a ``keras.Model`` taking NHWC
+            images, see :mod:`faultzoo.keras`; ``weights`` may then also be a ``.keras``/``.h5`` file).
 
     Raises:
-        UnknownModelError, WeightsUnavailableError, IntegrityError, CheckpointError.
+        UnknownModelError, WeightsUnavailableError, IntegrityError, CheckpointError,
+        FrameworkUnavailableError (``framework="keras"`` without TensorFlow).
     """
+    if framework != "torch":
+        if framework not in FRAMEWORKS:
+            raise UnknownModelError(f"Unknown framework {framework!r} for {model_id!r}; choose one of {FRAMEWORKS}.")
+        from faultzoo.keras import get_keras_model  # imports TensorFlow only now
+
+        _builder(model_id)  # an unknown id fails here, before TensorFlow loads
+        return get_keras_model(model_id, weights, progress=progress)
     model = _builder(model_id)()
     if weights is None:
         source, file_hash = "untrained", None

@@ -1,0 +1,51 @@
+"""The one place that imports TensorFlow and Keras: lazily, with numerics pinned and a clear error when absent."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from types import ModuleType
+
+from faultzoo.exceptions import FrameworkUnavailableError
+
+INSTALL_HINT = 'pip install "faultzoo[tf]"'
+
+
+@cache
+def require_keras() -> tuple[ModuleType, ModuleType]:
+    """``(keras, tensorflow)``, imported once: Keras 3 on the TensorFlow backend, strict float32.
+
+    Raises:
+        FrameworkUnavailableError: TensorFlow or Keras is missing, Keras is older than 3, or Keras
+            was already imported with another backend.
+    """
+    # Before the first import: TF's C++ start-up logging would bury the user's output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    try:
+        import tensorflow as tf
+        import keras
+    except ImportError as exc:  # sys.modules[name] = None also lands here
+        raise FrameworkUnavailableError(
+            f"Keras twins need TensorFlow and Keras 3, which are not importable here ({exc}). "
+            f"Install them with: {INSTALL_HINT}"
+        ) from exc
+    major = int(keras.__version__.split(".", 1)[0])
+    if major < 3:
+        raise FrameworkUnavailableError(
+            f"Keras twins need Keras 3, found keras {keras.__version__}. Upgrade with: {INSTALL_HINT}"
+        )
+    if keras.backend.backend() != "tensorflow":
+        raise FrameworkUnavailableError(
+            f"Keras twins run on the TensorFlow backend, but Keras was loaded with {keras.backend.backend()!r} "
+            "(KERAS_BACKEND). Set KERAS_BACKEND=tensorflow before importing keras."
+        )
+    # Strict IEEE float32: no TF32 matmul/conv on GPUs that support it (the twins are compared bit for bit).
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return keras, tf
+
+
+def versions() -> dict[str, str]:
+    """Keras, TensorFlow and backend versions, for provenance."""
+    keras, tf = require_keras()
+    return {"keras": keras.__version__, "tensorflow": tf.__version__, "backend": keras.backend.backend()}
