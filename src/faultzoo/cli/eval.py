@@ -71,5 +71,12 @@ def _threads(framework: str) -> int:
     return torch.get_num_threads()
 
 
+EXAMPLES = """\b
+Examples:
+  faultzoo eval cifar10/resnet20 --data cifar10 --download --limit 1000
+  faultzoo eval cifar10/resnet20 --data test.npz --weights my_resnet20.pth
+"""
+
+
 def register(app) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=EXAMPLES)(eval_command)

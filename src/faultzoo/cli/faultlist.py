@@ -17,16 +17,17 @@ if TYPE_CHECKING:
 
     from faultzoo.faults import FaultList
 
-EXAMPLES = """
+EXAMPLES = """\b
 Examples:
-
   faultzoo faultlist cifar10/resnet32 --format torch -o cifar10_resnet32_torch_FL.csv
-
   faultzoo faultlist cifar10/vgg11_bn --design layer --error 0.05 --confidence 0.95 -o vgg_layers.csv
-
   faultzoo faultlist cifar10/resnet20 --design exhaustive --layers conv1 --bits 23-31 -o conv1_exp.csv
+"""
 
+CONVERT_EXAMPLES = """\b
+Examples:
   faultzoo faultlist convert cifar10_resnet32_torch_FL.csv --model cifar10/resnet32 --to keras -o keras_FL.csv
+  faultzoo faultlist convert my_list.csv --dedupe -o my_list_unique.csv
 """
 
 
@@ -91,26 +92,6 @@ def _weights_sha256(model_id: str) -> str | None:
 
     weights = model_info(model_id).weights
     return getattr(weights, "sha256", None) if weights is not None else None
-
-
-def _parse_prior(text: str | None) -> Any:
-    """``0.1`` (every stratum) or ``31=0.6,23-30=0.2`` (per bit)."""
-    if text is None:
-        return None
-    from faultzoo.faults import parse_bits
-
-    try:
-        if "=" not in text:
-            return float(text)
-        prior: dict[int, float] = {}
-        for part in text.split(","):
-            bits, rate = part.split("=", 1)
-            for bit in parse_bits(bits.strip()) or ():
-                prior[bit] = float(rate)
-        return prior
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: write one rate (0.1) or BITS=RATE pairs (31=0.6,23-30=0.2).",
-                                 param_hint="--prior") from None
 
 
 # Option name of the design functions (faultzoo.faults.DESIGNS) -> the CLI flag that sets it.
@@ -240,7 +221,9 @@ def generate(
              "prior": prior, "max_faults": max_faults}
     options = _design_options(design, given)
     if "prior" in options:
-        options["prior"] = _parse_prior(prior)
+        from faultzoo.faults.sampling import parse_prior
+
+        options["prior"] = parse_prior(prior)
     model = _load_model(model_id)
     options.update(model_id=model_id, weights_sha256=_weights_sha256(model_id))
     fault_list = make_fault_list(model, design.value, **options)
@@ -248,7 +231,7 @@ def generate(
     console.print(summary_table(fault_list, title=f"fault list for {model_id}", output=output, fmt=fmt.value))
 
 
-@faultlist_app.command("convert")
+@faultlist_app.command("convert", epilog=CONVERT_EXAMPLES)
 def convert(
     source: Annotated[Path, typer.Argument(metavar="IN", help="Fault list to read (format detected).")],
     output: OutputOpt,

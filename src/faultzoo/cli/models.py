@@ -37,5 +37,12 @@ def models(
     console.print(table)
 
 
+EXAMPLES = """\b
+Examples:
+  faultzoo models
+  faultzoo models --dataset gtsrb
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("models")(models)
+    app.command("models", epilog=EXAMPLES)(models)

@@ -357,6 +357,37 @@ def sample_layers(
 Prior = float | Mapping[int, float] | Mapping[tuple[str, int], float] | Callable[[str, int], float]
 
 
+def parse_prior(text: str | None) -> float | dict[int, float] | None:
+    """Parse prior failure rates: ``"0.1"`` (every stratum) or ``"31=0.6,23-30=0.2"`` (per bit).
+
+    Raises:
+        FaultError: malformed text, a bad bit range, or a rate outside [0, 1].
+    """
+    if text is None:
+        return None
+    usage = "write one rate (0.1) or BITS=RATE pairs (31=0.6,23-30=0.2)"
+
+    def rate(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise FaultError(f"Prior {text!r}: {value.strip()!r} is not a number; {usage}.") from None
+        if not 0.0 <= number <= 1.0:  # also refuses nan
+            raise FaultError(f"Prior {text!r}: rate {value.strip()} is outside [0, 1].")
+        return number
+
+    if "=" not in text:
+        return rate(text)
+    prior: dict[int, float] = {}
+    for part in text.split(","):
+        if part.count("=") != 1:
+            raise FaultError(f"Prior {text!r}: {part.strip()!r} is not BITS=RATE; {usage}.")
+        bits, value = part.split("=")
+        for bit in parse_bits(bits.strip(), 64) or ():
+            prior[bit] = rate(value)
+    return prior
+
+
 def _prior_rate(prior: Prior | None, target: Target, bit: int, default: float) -> float:
     if prior is None:
         return default
@@ -556,7 +587,7 @@ def make_fault_list(model: nn.Module, design: str = "dnn-benchmarks", **options:
 
 
 __all__ = [
-    "DESIGNS", "Design", "allocate", "confidence_from_t", "dnn_benchmarks_fault_list", "exhaustive", "make_fault_list",
+    "DESIGNS", "Design", "allocate", "parse_prior", "confidence_from_t", "dnn_benchmarks_fault_list", "exhaustive", "make_fault_list",
     "resolve_t", "sample_layer_bits", "sample_layers", "sample_network", "sample_size", "t_from_confidence",
     "unravel",
 ]
