@@ -48,6 +48,10 @@ class CampaignMismatchError(FaultzooError, ValueError):
     """Resuming a campaign with a different model, weights, fault list or data selection."""
 
 
+class CampaignLockedError(FaultzooError, RuntimeError):
+    """Another process is running a campaign in the same output folder."""
+
+
 class SchemaVersionError(FaultzooError, RuntimeError):
     """A result store written by an incompatible schema version."""
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -171,9 +173,12 @@ def test_run_history(tmp_path):
         runs = store.runs()
     assert second > first
     assert [r["run_id"] for r in runs] == [first, second]
-    assert [r["status"] for r in runs] == ["running", "complete"]
+    # The first run's process died without ending it: the next open marks it interrupted.
+    assert [r["status"] for r in runs] == ["interrupted", "complete"]
     assert [r["faults_done"] for r in runs] == [2, 1]
-    assert runs[0]["provenance"] == {"engine": "fast", "workers": 2} and runs[0]["ended"] is None
+    assert runs[0]["provenance"] == {"engine": "fast", "workers": 2, "pid": os.getpid()} and runs[0]["ended"] is None
+    for value in (runs[1]["started"], runs[1]["ended"]):
+        assert datetime.fromisoformat(value).tzinfo is not None  # ISO 8601 with the UTC offset
     assert runs[1]["ended"] >= runs[1]["started"]
     # Which run computed each result is kept too.
     with sqlite3.connect(path) as db:
@@ -185,3 +190,58 @@ def test_end_run_without_run_is_a_no_op(tmp_path):
     with ResultStore.open(tmp_path / "campaign.sqlite", IDENTITY) as store:
         store.end_run("complete")
         assert store.runs() == []
+
+
+def test_faults_are_stored_with_the_results(tmp_path):
+    from faultzoo.faults import Fault, FaultKind, FaultList, FaultListMeta
+
+    faults = FaultList((Fault("conv1.weight", (1, 0, 2, 2), (30,)), Fault("fc.weight", (3, 4), (0, 31),
+                                                                            FaultKind.STUCK_AT_1)),
+                       FaultListMeta(design="custom"), ids=(7, 9))
+    path = tmp_path / "campaign.sqlite"
+    with ResultStore.open(path, IDENTITY, fault_list=faults):
+        pass
+    with ResultStore.open(path, IDENTITY, fault_list=faults) as store:  # a resume stores nothing twice
+        stored = store.faults()
+    assert stored == [
+        {"fault_id": 0, "injection": 7, "param": "conv1.weight", "index": (1, 0, 2, 2), "bits": (30,),
+         "kind": "bitflip"},
+        {"fault_id": 1, "injection": 9, "param": "fc.weight", "index": (3, 4), "bits": (0, 31), "kind": "stuck-at-1"},
+    ]
+
+
+def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path):
+    from faultzoo.exceptions import CampaignLockedError
+
+    path = tmp_path / "campaign.sqlite"
+    with ResultStore.open(path, IDENTITY) as store:
+        store.begin_run({"engine": "fast"})
+        # Another process: flock locks belong to open files, so a second open in this process collides too.
+        with pytest.raises(CampaignLockedError, match=rf"pid {os.getpid()}\) is running in {tmp_path}"):
+            ResultStore.open(path, IDENTITY)
+        store.end_run("complete")
+    with ResultStore.open(path, IDENTITY):  # the lock went with the first store
+        pass
+
+
+def test_a_finished_store_opens_read_only(tmp_path):
+    path = tmp_path / "campaign.sqlite"
+    with ResultStore.open(path, IDENTITY) as store:
+        store.begin_run({})
+        store.record([_result(0), _result(1)])
+        store.end_run("complete")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with ResultStore.open_readonly(path) as store:
+        assert store.identity == IDENTITY and len(store.results()) == 2
+        with pytest.raises(sqlite3.OperationalError):
+            store.begin_run({})
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_not_a_store_is_named(tmp_path):
+    path = tmp_path / "campaign.sqlite"
+    path.write_text("not a database, " * 100)
+    with pytest.raises(SchemaVersionError, match="not a faultzoo result store"):
+        ResultStore.open_readonly(path)
+    with pytest.raises(SchemaVersionError, match="not a faultzoo result store"):
+        ResultStore.open(path, IDENTITY)

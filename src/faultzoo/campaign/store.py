@@ -8,24 +8,35 @@ Contract:
   one transaction, so a crash (Ctrl-C, kill -9, power loss) leaves every fault either fully
   recorded or absent, never half. Re-running resumes with the absent ones.
 - Recording a fault that is already recorded raises FinishedRecordError (never counted twice).
-- Every run (start, end, engine, provenance) is appended to a history table.
+- Every run (start, end as ISO 8601 UTC, engine, provenance, pid) is appended to a history table.
+- The faults themselves (tensor, index, bits, kind, Injection id) are stored beside their results,
+  so a store can be analysed alone.
+- One campaign at a time: a writer holds an advisory lock (flock) on the file; a second writer is
+  refused at once, naming the first one's pid. A run still marked "running" when the lock is free
+  belonged to a process that died (kill -9, power loss): it is marked "interrupted".
+- A finished campaign can be opened read-only (:meth:`ResultStore.open_readonly`), also in a folder
+  that cannot be written.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import sqlite3
-import time
 import zlib
+from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from faultzoo.exceptions import CampaignMismatchError, FaultzooError, SchemaVersionError
+from faultzoo.exceptions import CampaignLockedError, CampaignMismatchError, FaultzooError, OutputError, SchemaVersionError
+from faultzoo.faults import FaultList
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class FinishedRecordError(FaultzooError, RuntimeError):
@@ -60,10 +71,30 @@ CREATE TABLE IF NOT EXISTS results (
     run_id INTEGER NOT NULL, outcomes BLOB
 );
 CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, ended REAL, status TEXT NOT NULL,
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, ended TEXT, status TEXT NOT NULL,
     provenance TEXT NOT NULL, faults_done INTEGER NOT NULL DEFAULT 0
 );
 """
+
+# Added by schema 2 (a schema-1 store gains it when opened for writing).
+_FAULTS = """
+CREATE TABLE IF NOT EXISTS faults (
+    fault_id INTEGER PRIMARY KEY, injection INTEGER NOT NULL, param TEXT NOT NULL, tensor_index TEXT NOT NULL,
+    bits TEXT NOT NULL, kind TEXT NOT NULL
+)
+"""
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 in UTC (what the store and the exports write)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso(value) -> str | None:
+    # Schema-1 stores kept seconds since the epoch.
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds")
+    return value
 
 
 class ResultStore:
@@ -76,34 +107,85 @@ class ResultStore:
 
     # -------------------------------------------------------------- lifecycle
     @classmethod
-    def open(cls, path: str | Path, identity: Mapping, meta: Mapping | None = None) -> ResultStore:
-        """Create the store, or open an existing one after checking it belongs to the same campaign.
+    def open(cls, path: str | Path, identity: Mapping, meta: Mapping | None = None, *,
+             fault_list: FaultList | None = None) -> ResultStore:
+        """Create the store, or open an existing one after checking it belongs to the same campaign,
+        and take the campaign's lock. ``fault_list``: the faults of the campaign, stored once.
 
         Raises:
-            SchemaVersionError: the file was written by an incompatible version.
+            CampaignLockedError: another process has the campaign open (its pid is named).
+            SchemaVersionError: the file was written by an incompatible version, or is not a store.
             CampaignMismatchError: the file holds another campaign (lists every differing field).
+            OutputError: the folder or the file cannot be written.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists() or path.stat().st_size == 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise OutputError(f"Cannot write the result store {path}: {exc.strerror}. Choose a writable -o folder "
+                              "(a finished campaign there can still be read: faultzoo report FOLDER).") from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise CampaignLockedError(f"Another campaign ({_running_pid(path)}) is running in {path.parent}; wait "
+                                      "for it to finish, or stop it, or use another -o folder.") from None
+        fresh = path.stat().st_size == 0
         db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
         store = cls(path, db)
+        store._lock = lock
         try:
             if not fresh:
                 store._check(dict(identity))  # before anything writes to a file that may not be ours
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            if fresh:
-                with store._transaction():
+            with store._transaction():
+                if fresh:
                     for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
                         db.execute(statement)
-                    store._put("schema_version", SCHEMA_VERSION)
                     store._put("identity", dict(identity))
                     store._put("meta", dict(meta or {}))
-                    store._put("created", time.time())
+                    store._put("created", now_iso())
+                db.execute(_FAULTS)
+                store._put("schema_version", SCHEMA_VERSION)
+                # We hold the lock: a run still "running" belonged to a process that died.
+                db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+            if fault_list is not None:
+                store.put_faults(fault_list)
         except BaseException:
-            db.close()
+            store.close()
             raise
+        return store
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> ResultStore:
+        """Open a store for reading only (no lock, nothing written; works in a read-only folder).
+
+        Raises:
+            SchemaVersionError: the file is not a faultzoo result store, or of another schema.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise SchemaVersionError(f"{path} does not exist: not a faultzoo result store.")
+        # Without a -wal file no writer is active (a writer checkpoints and removes it on close): read the
+        # file as immutable, which creates no -shm/-wal files, so a read-only folder works too. With one,
+        # a writer may be running: read through SQLite's locking.
+        live = path.with_name(path.name + "-wal").exists()
+        mode = "mode=ro" if live else "immutable=1"
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, isolation_level=None)
+        store = cls(path, db)
+        try:
+            version = store._get("schema_version")
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise SchemaVersionError(f"{path} is not a faultzoo result store ({exc}).") from None
+        if version not in (1, SCHEMA_VERSION):
+            store.close()
+            raise SchemaVersionError(f"Result store {path} has schema version {version}; this faultzoo reads 1 and "
+                                     f"{SCHEMA_VERSION}.")
         return store
 
     def _check(self, identity: dict) -> None:
@@ -111,7 +193,7 @@ class ResultStore:
             version = self._get("schema_version")
         except sqlite3.DatabaseError as exc:
             raise SchemaVersionError(f"{self.path} is not a faultzoo result store ({exc}).") from None
-        if version != SCHEMA_VERSION:
+        if version not in (1, SCHEMA_VERSION):  # schema 1 lacks the faults table: added on open
             raise SchemaVersionError(
                 f"Result store {self.path} has schema version {version}; this faultzoo writes {SCHEMA_VERSION}. "
                 "Use the faultzoo version that wrote it, or start a new campaign with another -o path."
@@ -125,8 +207,13 @@ class ResultStore:
                 + "; ".join(diffs) + ". Use another output path for a new campaign."
             )
 
+    _lock: int | None = None
+
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
     def __enter__(self) -> ResultStore:
         return self
@@ -165,7 +252,8 @@ class ResultStore:
     def begin_run(self, provenance: Mapping) -> int:
         with self._transaction():
             cur = self._db.execute("INSERT INTO runs(started, status, provenance) VALUES (?, 'running', ?)",
-                                   (time.time(), json.dumps(dict(provenance))))
+                                   (now_iso(), json.dumps({**dict(provenance), "pid": os.getpid()},
+                                                          default=str)))
         self.run_id = int(cur.lastrowid)
         return self.run_id
 
@@ -173,12 +261,30 @@ class ResultStore:
         if self.run_id is None:
             return
         with self._transaction():
-            self._db.execute("UPDATE runs SET ended = ?, status = ? WHERE run_id = ?", (time.time(), status, self.run_id))
+            self._db.execute("UPDATE runs SET ended = ?, status = ? WHERE run_id = ?", (now_iso(), status, self.run_id))
 
     def runs(self) -> list[dict]:
         rows = self._db.execute("SELECT run_id, started, ended, status, provenance, faults_done FROM runs ORDER BY run_id")
-        return [{"run_id": r[0], "started": r[1], "ended": r[2], "status": r[3], "provenance": json.loads(r[4]),
-                 "faults_done": r[5]} for r in rows]
+        return [{"run_id": r[0], "started": _iso(r[1]), "ended": _iso(r[2]), "status": r[3],
+                 "provenance": json.loads(r[4]), "faults_done": r[5]} for r in rows]
+
+    # -------------------------------------------------------------- faults
+    def put_faults(self, fault_list: FaultList) -> None:
+        """Store the campaign's faults (once; a resume finds them there)."""
+        rows = [(i, fault_list.id_of(i), f.param, json.dumps(list(f.index)), json.dumps(list(f.bits)), f.kind.value)
+                for i, f in enumerate(fault_list.faults)]
+        with self._transaction():
+            self._db.executemany("INSERT OR IGNORE INTO faults VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def faults(self) -> list[dict]:
+        """The stored faults: fault_id, injection, param, index, bits, kind (empty for a schema-1 store)."""
+        try:
+            rows = self._db.execute("SELECT fault_id, injection, param, tensor_index, bits, kind FROM faults "
+                                    "ORDER BY fault_id").fetchall()
+        except sqlite3.OperationalError:  # schema 1, opened read-only
+            return []
+        return [{"fault_id": r[0], "injection": r[1], "param": r[2], "index": tuple(json.loads(r[3])),
+                 "bits": tuple(json.loads(r[4])), "kind": r[5]} for r in rows]
 
     # -------------------------------------------------------------- results
     def done_ids(self) -> set[int]:
@@ -210,3 +316,17 @@ class ResultStore:
             "FROM results ORDER BY fault_id")
         return [FaultResult(*r[:8], outcomes=np.frombuffer(zlib.decompress(r[8]), np.uint8) if r[8] else None)
                 for r in rows]
+
+
+def _running_pid(path: Path) -> str:
+    """'pid N' of the run that holds the lock, as its run record says (best effort)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute("SELECT provenance FROM runs WHERE status = 'running' ORDER BY run_id DESC").fetchone()
+        finally:
+            db.close()
+        pid = json.loads(row[0]).get("pid") if row else None
+    except (sqlite3.Error, ValueError):
+        pid = None
+    return f"pid {pid}" if pid else "another process"
