@@ -20,7 +20,7 @@ runner = CliRunner()
 
 def _row(output: str, model_id: str) -> str:
     """The table line of ``model_id`` (ids are padded, so 'resnet20 ' never matches 'resnet200')."""
-    lines = [line for line in output.splitlines() if f" {model_id} " in line]
+    lines = [line for line in output.splitlines() if f" {model_id} " in f" {line} "]
     assert len(lines) == 1, f"{model_id}: {lines}"
     return lines[0]
 
@@ -32,6 +32,14 @@ def test_help_lists_the_commands():
     assert {"models", "eval"} <= set(names)
     for name in names:
         assert f" {name} " in result.output, name
+
+
+def test_models_piped_is_plain_text_without_truncation():
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "80"})  # not a terminal: plain text
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and "┃" not in result.output
+    row = _row(result.output, "cifar10/densenet161")
+    assert "26,482,570" in row and "torch" in row
 
 
 def test_models_lists_every_id_with_claimed_top1_and_availability():

@@ -20,21 +20,37 @@ def models(
     """
     from faultzoo.zoo import list_models, model_info
 
-    table = Table(title="faultzoo model zoo")
-    table.add_column("id", no_wrap=True, min_width=20)
-    for col, justify in ( ("params", "right"), ("weights (≥2-D)", "right"), ("input", "left"),
-                         ("weights source", "left"), ("available", "left"), ("claimed top-1 %", "right"),
-                         ("frameworks", "left")):
-        table.add_column(col, justify=justify)
+    rows = []
     for model_id in list_models(dataset):
         info = model_info(model_id)
         w = info.weights
-        table.add_row(
-            model_id, f"{info.num_params:,}", f"{info.num_weights:,}", "x".join(map(str, info.input_size)),
-            f"{w.repo} ({w.storage})" if w else "-", w.availability() if w else "-",
-            f"{w.claimed_top1:.1f}" if w else "-", ", ".join(info.frameworks),
-        )
-    console.print(table)
+        rows.append({
+            "id": model_id, "params": f"{info.num_params:,}", "params (M)": f"{info.num_params / 1e6:.2f}",
+            "weights (≥2-D)": f"{info.num_weights:,}", "input": "x".join(map(str, info.input_size)),
+            "weights source": f"{w.repo} ({w.storage})" if w else "-", "available": w.availability() if w else "-",
+            "top-1 %": f"{w.claimed_top1:.1f}" if w else "-", "frameworks": ",".join(info.frameworks),
+        })
+    wide = ["id", "params", "weights (≥2-D)", "input", "weights source", "available", "top-1 %", "frameworks"]
+    if console.is_terminal and console.width >= _width(rows, wide) + 3 * len(wide):
+        table = Table(title="faultzoo model zoo (top-1: claimed by upstream)")
+        for col in wide:
+            table.add_column(col, justify="right" if col in ("params", "weights (≥2-D)", "top-1 %") else "left",
+                             no_wrap=True)
+        for row in rows:
+            table.add_row(*(row[c] for c in wide))
+        console.print(table)
+        return
+    # Piped or narrow: plain aligned text, nothing truncated; the long columns only when they fit.
+    compact = ["id", "params (M)", "input", "top-1 %", "available", "frameworks"]
+    columns = wide if not console.is_terminal else compact
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    right = {"params", "params (M)", "weights (≥2-D)", "top-1 %"}
+    for line in [dict(zip(columns, columns)), *rows]:
+        print("  ".join(line[c].rjust(widths[c]) if c in right else line[c].ljust(widths[c]) for c in columns).rstrip())
+
+
+def _width(rows: list[dict], columns: list[str]) -> int:
+    return sum(max(len(c), *(len(r[c]) for r in rows)) for c in columns)
 
 
 EXAMPLES = """\b
