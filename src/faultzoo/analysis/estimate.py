@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faultzoo.analysis.design import BIT_CLASSES, GROUPINGS, Design, design_of
-from faultzoo.analysis.stats import Estimate, cell_stats, cell_variance, image_variance, interval, proportion, z_value
+from faultzoo.analysis.stats import (
+    Estimate, cell_stats, cell_variance, image_variance, interval, overall_fpc, proportion, rare_faults, z_value,
+)
 
 __all__ = ["Estimates", "GroupEstimate", "estimate"]
 
@@ -127,7 +129,8 @@ class _Domain:
             census = bool(np.isfinite(stats.sizes).all() and (stats.counts >= stats.sizes).all())
             out[rate] = interval(value, cell_variance(stats), self._image_var(rate, rows, codes, stats),
                                  faults=int(rows.size), confidence=self.confidence, census=census,
-                                 max_n_eff=float(t.n[rows].sum()), method=self.method, population=population)
+                                 max_n_eff=float(t.n[rows].sum()), method=self.method, population=population,
+                                 rare=rare_faults(y), fpc=overall_fpc(stats))
         return out, population
 
     def _image_var(self, rate: str, rows, codes, stats) -> float | None:

@@ -180,8 +180,12 @@ def image_variance(matrix: np.ndarray, codes: np.ndarray, stats: CellStats, test
         return 0.0
     k = stats.counts.size
     present = stats.counts > 0
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(k))
     col = np.zeros((k, m))
-    np.add.at(col, codes, matrix)  # per-cell column sums
+    filled = starts < codes.size
+    col[filled] = np.add.reduceat(matrix[order], starts[filled], axis=0)  # per-cell column sums
+    col[present & ~filled] = 0.0
     row = matrix.sum(axis=1, dtype=np.float64)
     cnt = np.where(present, stats.counts, 1)
     col_means = col / cnt[:, None]
@@ -207,16 +211,26 @@ def image_variance(matrix: np.ndarray, codes: np.ndarray, stats: CellStats, test
 # --------------------------------------------------------------------------- intervals
 
 
+MIN_RARE_FAULTS = 5  # fewer faults on the rare side of a rate: the between-fault variance is not to be trusted
+
+
+def rare_faults(y: np.ndarray) -> int:
+    """Faults on the rarer side of per-fault rates: min(#rate > 0, #rate < 1)."""
+    y = y[np.isfinite(y)]
+    return int(min((y > 0).sum(), (y < 1).sum()))
+
+
 def interval(value: float, fault_var: float, image_var: float | None, *, faults: int, confidence: float,
              census: bool = False, max_n_eff: float | None = None, method: str = "wilson",
-             population: float | None = None) -> Estimate:
+             population: float | None = None, rare: int | None = None, fpc: float = 1.0) -> Estimate:
     """An Estimate from a point estimate and its variance components.
 
     ``wilson`` (default) is the Wilson score interval on the effective sample size
     ``n_eff = p (1 - p) / V`` (Kish), which stays inside [0, 1] and behaves at rates near 0 where
-    the normal interval does not; ``wald`` is ``p +- z sqrt(V)``. With no variance at all the
-    interval is the point for a census, else Wilson on the number of faults (the worst case of
-    per-fault rates that are all 0 or all 1).
+    the normal interval does not; ``wald`` is ``p +- z sqrt(V)``. When the variance says nothing
+    (no variance, or fewer than MIN_RARE_FAULTS faults with a rate above 0, or below 1: ``rare``),
+    the interval is Wilson's on the number of faults (``faults / fpc``): the bound for faults that are
+    all-or-nothing, which holds whatever the unseen faults do. A census has no fault sampling error.
     """
     z = z_value(confidence)
     var = fault_var + (image_var or 0.0)
@@ -229,16 +243,17 @@ def interval(value: float, fault_var: float, image_var: float | None, *, faults:
         return Estimate(value, low, high, se, confidence, faults, "wald", components, population)
     if method != "wilson":
         raise AnalysisError(f"Unknown interval method {method!r}; choose 'wilson' or 'wald'.")
-    if var > 0:
-        n_eff = value * (1 - value) / var if 0 < value < 1 else faults
+    if census and var <= 0:
+        return Estimate(value, value, value, 0.0, confidence, faults, "census", components, population, math.inf)
+    bound = faults / fpc if fpc > 0 else math.inf
+    if var > 0 and 0 < value < 1 and (rare is None or rare >= MIN_RARE_FAULTS):
+        n_eff, how = value * (1 - value) / var, "wilson"
     else:
-        n_eff = math.inf if census or 0 < value < 1 else float(faults)
-        if census:
-            return Estimate(value, value, value, 0.0, confidence, faults, "census", components, population, n_eff)
+        n_eff, how = bound, "wilson-bound"
     if max_n_eff is not None:
         n_eff = min(n_eff, max_n_eff)
     low, high = wilson(value, n_eff, z)
-    return Estimate(value, low, high, se, confidence, faults, "wilson", components, population, n_eff)
+    return Estimate(value, low, high, se, confidence, faults, how, components, population, n_eff)
 
 
 def _check_counts(events, n) -> tuple[np.ndarray, np.ndarray]:
@@ -281,7 +296,17 @@ def rate_from_counts(events, n, *, confidence: float = 0.99, population: int | N
     census = bool(np.isfinite(stats.sizes).all() and (stats.counts >= stats.sizes).all())
     return interval(value, cell_variance(stats), None, faults=int(y.size), confidence=confidence, census=census,
                     max_n_eff=float(n.sum()), method=method,
-                    population=float(stats.sizes.sum()) if np.isfinite(stats.sizes).all() else None)
+                    population=float(stats.sizes.sum()) if np.isfinite(stats.sizes).all() else None,
+                    rare=rare_faults(y), fpc=overall_fpc(stats))
+
+
+def overall_fpc(stats: CellStats) -> float:
+    """1 - n/N over the cells with faults (1 when a population size is unknown)."""
+    present = stats.counts > 0
+    sizes = stats.sizes[present]
+    if not np.isfinite(sizes).all() or sizes.sum() <= 0:
+        return 1.0
+    return float(max(0.0, 1.0 - stats.counts[present].sum() / sizes.sum()))
 
 
 def paired_difference(events_a, n_a, events_b, n_b, *, confidence: float = 0.99, population: int | None = None,
@@ -337,4 +362,4 @@ def proportion(indicator: np.ndarray, codes: np.ndarray, k: int, sizes, *, confi
                         pop, n_eff)
     census = bool(np.isfinite(stats.sizes).all() and (stats.counts >= stats.sizes).all())
     return interval(value, cell_variance(stats), None, faults=int(x.size), confidence=confidence, census=census,
-                    population=pop)
+                    population=pop, fpc=overall_fpc(stats))

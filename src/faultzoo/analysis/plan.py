@@ -1,0 +1,386 @@
+"""Precision planner: how many faults and images a stated margin needs, at the least cost.
+
+In a campaign every fault sees the same images, so faults and images are crossed. The variance of
+an inference-level rate (two-way random effects, finite populations of N faults and M images)::
+
+    V(n, m) = (1 - n/N) s2_F / n + (1 - m/M) s2_I / m + (1 - n/N)(1 - m/M) s2_E / (n m)
+
+with s2_F the variance of the faults' own rates (shrinks only with more faults), s2_I that of the
+images' (some images are fragile under many faults; shrinks only with more images) and s2_E their
+interaction. A pilot campaign with per-image outcomes (``--keep-outcomes``) gives the components
+(ANOVA estimators); the planner then finds the (n, m) that reaches ``z sqrt(V) <= margin`` at the
+least predicted time ``setup + n (a + b m) / workers``, with b (seconds per inference) and the setup
+(model, golden run, engine preparation) measured in the pilot, and a (fixed seconds per fault)
+given or 0: every fault of one pilot sees the same m images, so its time cannot be split into a
+part per fault and a part per image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from faultzoo.analysis.stats import z_value
+from faultzoo.exceptions import AnalysisError
+
+__all__ = ["CostModel", "DesignChoice", "Plan", "VarianceComponents", "plan_campaign", "recommend",
+           "variance_components", "write_image_sample"]
+
+RATE_CODES = {"masked": 0, "non_critical": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class VarianceComponents:
+    """Crossed fault x image variance components of one rate, from a pilot of faults x images."""
+
+    rate: str
+    mean: float
+    fault: float  # s2_F: between faults
+    image: float  # s2_I: between images
+    interaction: float  # s2_E: fault x image
+    faults: int  # pilot n0
+    images: int  # pilot m0
+
+    def variance(self, n, m, population: float | None = None, test_size: float | None = None):
+        """V(n, m) of the module docstring (arrays broadcast)."""
+        n = np.asarray(n, dtype=np.float64)
+        m = np.asarray(m, dtype=np.float64)
+        f_fault = 1.0 - n / population if population else 1.0
+        f_image = np.clip(1.0 - m / test_size, 0.0, 1.0) if test_size else 1.0
+        return f_fault * self.fault / n + f_image * self.image / m + f_fault * f_image * self.interaction / (n * m)
+
+
+def variance_components(matrix: np.ndarray, *, rate: str = "critical", population: float | None = None,
+                        test_size: float | None = None) -> VarianceComponents:
+    """ANOVA estimates of the components from a 0/1 faults x images table (negative ones set to 0).
+
+    With the finite-population factors of the pilot itself (n0 of N faults, m0 of M images), so a
+    pilot on the whole test set gives the between-fault variance of full-test-set rates exactly.
+    """
+    y = np.asarray(matrix, dtype=np.float64)
+    n0, m0 = y.shape
+    if n0 < 2 or m0 < 2:
+        raise AnalysisError(f"A pilot needs at least 2 faults and 2 images with per-image outcomes; got {n0} x {m0}.")
+    grand = y.mean()
+    rows, cols = y.mean(axis=1), y.mean(axis=0)
+    ms_f = m0 * ((rows - grand) ** 2).sum() / (n0 - 1)
+    ms_i = n0 * ((cols - grand) ** 2).sum() / (m0 - 1)
+    ss_total = y.sum() - y.size * grand * grand  # a 0/1 table: y^2 = y
+    ss_e = ss_total - (n0 - 1) * ms_f - (m0 - 1) * ms_i
+    ms_e = max(0.0, ss_e / ((n0 - 1) * (m0 - 1)))
+    keep_i = 1.0 - m0 / test_size if test_size else 1.0
+    keep_f = 1.0 - n0 / population if population else 1.0
+    return VarianceComponents(rate, float(grand), max(0.0, (ms_f - max(keep_i, 0.0) * ms_e) / m0),
+                              max(0.0, (ms_i - max(keep_f, 0.0) * ms_e) / n0), ms_e, n0, m0)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Predicted wall time of a campaign: ``setup + n * (per_fault + per_inference * m) / workers``."""
+
+    per_inference: float  # seconds of one (fault, image) in one worker
+    per_fault: float = 0.0  # fixed seconds per fault in one worker
+    setup: float = 0.0  # model, golden run, engine preparation (seconds, once)
+    workers: int = 1
+
+    def seconds(self, n, m):
+        n = np.asarray(n, dtype=np.float64)
+        m = np.asarray(m, dtype=np.float64)
+        return self.setup + n * (self.per_fault + self.per_inference * m) / self.workers
+
+
+@dataclass(frozen=True)
+class DesignChoice:
+    """A campaign design: n faults x m images, its margin and its predicted cost."""
+
+    faults: int
+    images: int
+    margin: float
+    inferences: int
+    seconds: float
+
+
+MIN_FAULTS = MIN_IMAGES = 30  # a design large enough to estimate its own variance components
+
+
+def recommend(components: VarianceComponents, margin: float, *, confidence: float, cost: CostModel,
+              population: int | None, test_size: int, min_faults: int = MIN_FAULTS,
+              min_images: int = MIN_IMAGES) -> DesignChoice:
+    """The cheapest (n, m) whose predicted margin ``z sqrt(V(n, m))`` is at most ``margin``.
+
+    For every m the smallest n follows in closed form (V is linear in 1/n); the m of least cost wins.
+    ``min_faults`` / ``min_images`` keep a design large enough for its own variance estimate.
+    """
+    if not margin > 0:
+        raise AnalysisError(f"The target margin must be positive, found {margin!r} (--error).")
+    z = z_value(confidence)
+    target = (margin / z) ** 2
+    big_n = float(population) if population else math.inf
+    m = np.arange(min(min_images, test_size), test_size + 1, dtype=np.float64)
+    keep_i = 1.0 - m / test_size
+    k = components.fault + keep_i * components.interaction / m  # V = k (1/n - 1/N) + image term
+    room = target - keep_i * components.image / m + (k / big_n if math.isfinite(big_n) else 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.where(room > 0, np.ceil(np.where(k > 0, k / room, 1.0) - 1e-9), np.inf)
+    n = np.maximum(n, min(min_faults, big_n))
+    feasible = n <= big_n
+    if not feasible.any():
+        raise AnalysisError(f"No design reaches a margin of {margin:.3g}: even every fault on every image does not.")
+    seconds = np.where(feasible, cost.seconds(np.where(feasible, n, 1), m), np.inf)
+    best = int(np.argmin(seconds))
+    return choice(components, int(n[best]), int(m[best]), confidence=confidence, cost=cost, population=population,
+                  test_size=test_size)
+
+
+def choice(components: VarianceComponents, n: int, m: int, *, confidence: float, cost: CostModel,
+           population: int | None, test_size: int) -> DesignChoice:
+    """A given design with its predicted margin and cost."""
+    var = float(components.variance(n, m, population, test_size))
+    return DesignChoice(int(n), int(m), z_value(confidence) * math.sqrt(max(var, 0.0)), int(n) * int(m),
+                        float(cost.seconds(n, m)))
+
+
+@dataclass
+class Plan:
+    """A recommendation, its alternatives and how to run it (see :func:`plan_campaign`)."""
+
+    pilot: str
+    model_id: str | None
+    components: VarianceComponents
+    confidence: float
+    error: float
+    relative: bool
+    margin: float  # the absolute target margin
+    population: int | None
+    test_size: int
+    cost: CostModel
+    recommended: DesignChoice
+    upstream: DesignChoice | None = None
+    upstream_equivalent: DesignChoice | None = None
+    seed: int = 0
+    options: dict = field(default_factory=dict)  # the planner options that reproduce this plan
+    commands: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        return data
+
+
+def _cost_from_pilot(results, workers: int | None, fault_overhead: float | None) -> tuple[CostModel, list[str]]:
+    t = results.table
+    notes = []
+    m0 = results.images or int(t.n.max())
+    pilot_workers = int(results.provenance.get("workers") or 1)
+    if t.seconds is None or not np.isfinite(t.seconds).all() or t.seconds.sum() <= 0:
+        raise AnalysisError(f"The pilot {results.source} records no per-fault timings (results.csv 'seconds'): "
+                            "plan from a faultzoo campaign folder.")
+    per_fault_total = float(t.seconds.mean())
+    a = float(fault_overhead or 0.0)
+    if a >= per_fault_total:
+        raise AnalysisError(f"--fault-overhead {a:g} s is not below the pilot's {per_fault_total:.3g} s per fault.")
+    b = (per_fault_total - a) / m0
+    if fault_overhead is None:
+        notes.append(f"all of the pilot's {per_fault_total:.3g} s per fault is counted per image ({1e3 * b:.3g} ms per "
+                     "inference): one pilot cannot split a fixed per-fault cost from it; give --fault-overhead to "
+                     "set one")
+    setup = _pilot_setup(results, pilot_workers)
+    cost = CostModel(b, a, setup, workers or pilot_workers)
+    notes.append(f"times as measured in the pilot ({pilot_workers} worker(s)), scaled to {cost.workers} worker(s)")
+    return cost, notes
+
+
+def _pilot_setup(results, workers: int) -> float:
+    """Wall seconds of the pilot's run outside the faults' own time (golden run, engine preparation)."""
+    import json
+    import sqlite3
+
+    store = results.source / "campaign.sqlite" if Path(results.source).is_dir() else None
+    if store is None or not store.exists():
+        return 0.0
+    try:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
+        try:
+            runs = db.execute("SELECT started, ended, faults_done, provenance FROM runs WHERE status = 'complete'"
+                              " ORDER BY run_id").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0.0
+    full = [r for r in runs if r[2] == len(results.table) and r[1]]
+    if not full:
+        return 0.0
+    started, ended, _, prov = full[-1]
+    w = int(json.loads(prov).get("workers") or workers)
+    return max(0.0, (ended - started) - float(results.table.seconds.sum()) / w)
+
+
+def upstream_faults(shapes: dict[str, tuple[int, ...]]) -> int:
+    """Faults of the dnn-benchmarks list of a model: n = sample_size(64 x weights), split by rounding per layer."""
+    from faultzoo.faults import sample_size
+
+    numel = [int(np.prod(s)) for s in shapes.values() if len(s) >= 2]
+    total = sum(numel)
+    n = sample_size(64 * total)
+    return sum(round(k * n / total) for k in numel)
+
+
+def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relative: bool = False,
+                  rate: str = "critical", workers: int | None = None, fault_overhead: float | None = None,
+                  seed: int = 0, images_from: str | None = None, write_images: str | os.PathLike | None = None,
+                  output: str = "plan-campaign", min_images: int = MIN_IMAGES) -> Plan:
+    """Plan a campaign that reaches a margin, from a pilot with per-image outcomes.
+
+    Args:
+        pilot: a campaign folder run with ``--keep-outcomes`` (or loaded :class:`Results`).
+        error: the target margin: absolute (0.01 = one percentage point) or, with ``relative``, a
+            fraction of the pilot's rate.
+        confidence: confidence level of the margin.
+        rate: ``critical`` (default), ``masked`` or ``non_critical``.
+        workers: worker processes of the planned campaign (default: the pilot's).
+        fault_overhead: fixed seconds per fault (default 0: all of the pilot's time is per image).
+        seed: seed of the planned fault list and image selection.
+        images_from: where the planned images are drawn from (dataset name or .npz; default the
+            model's test set).
+        write_images: write the planned random image selection to this .npz.
+        output: output folder named in the printed campaign command.
+        min_images: the fewest images a design may use.
+
+    Raises:
+        AnalysisError: a pilot without per-image outcomes or timings, an unreachable margin.
+    """
+    from faultzoo.analysis.load import Results, load_results
+
+    z_value(confidence)
+    if rate not in RATE_CODES:
+        raise AnalysisError(f"Unknown rate {rate!r}; choose one of {', '.join(RATE_CODES)} (--rate).")
+    if not 0 < error < 1:
+        raise AnalysisError(f"--error must lie strictly between 0 and 1, found {error!r} (0.01 = one point).")
+    results = pilot if isinstance(pilot, Results) else load_results(pilot, check=False)
+    if results.outcomes is None:
+        raise AnalysisError(f"The pilot {results.source} has no per-image outcomes (outcomes.npy): run the pilot "
+                            "campaign with --keep-outcomes.")
+    from faultzoo.analysis.design import design_of
+
+    design = design_of(results)
+    notes = list(design.notes)
+    if design.scheme == "stratified":
+        notes.append(f"the pilot's {design.name} design is stratified; its components are computed as if its faults "
+                     "were one random sample (the planned list is one: --design network)")
+    dataset = (results.provenance.get("data") or {}).get("dataset") or (results.model_id or "").split("/")[0]
+    images_from_arg = images_from
+    test_size, images_from = _image_population(images_from, dataset, results.test_size)
+    components = variance_components(results.outcomes == RATE_CODES[rate], rate=rate, population=design.population,
+                                     test_size=results.test_size)
+    margin = error * components.mean if relative else error
+    if relative and components.mean <= 0:
+        raise AnalysisError(f"The pilot's {rate} rate is 0: a relative margin of it is 0; use an absolute --error.")
+    cost, cost_notes = _cost_from_pilot(results, workers, fault_overhead)
+    notes += cost_notes
+    kwargs = dict(confidence=confidence, cost=cost, population=design.population, test_size=test_size,
+                  min_images=min_images)
+    best = recommend(components, margin, **kwargs)
+    options = {"--rate": rate, "--error": f"{error:g}", "--confidence": f"{confidence:g}", "--seed": seed,
+               "--workers": workers, "--fault-overhead": fault_overhead, "--images-from": images_from_arg,
+               "--min-images": min_images if min_images != MIN_IMAGES else None}
+    plan = Plan(str(results.source), results.model_id, components, confidence, error, relative, margin,
+                design.population, test_size, cost, best, seed=seed, notes=notes,
+                options={k: v for k, v in options.items() if v is not None})
+    if results.shapes and results.test_size:
+        n_up = upstream_faults(results.shapes)
+        plan.upstream = choice(components, n_up, test_size, confidence=confidence, cost=cost,
+                               population=design.population, test_size=test_size)
+        plan.upstream_equivalent = recommend(components, plan.upstream.margin, **kwargs)
+    written = None
+    if write_images is not None and best.images < test_size:
+        written = write_image_sample(images_from, dataset, best.images, seed, write_images)
+    plan.commands = _commands(plan, results, images_from, written, output)
+    return plan
+
+
+def _image_population(images_from: str | None, dataset: str, test_size: int | None) -> tuple[int, str]:
+    if images_from is None:
+        if not test_size:
+            raise AnalysisError("The pilot's dataset is unknown: give --images-from (a dataset name or .npz).")
+        return test_size, dataset
+    path = Path(images_from)
+    if path.suffix == ".npz":
+        if not path.exists():
+            raise AnalysisError(f"--images-from {path} does not exist.")
+        with np.load(path) as data:
+            return int(data["y"].shape[0]), str(path)
+    from faultzoo.data import dataset_info
+
+    return dataset_info(images_from).test_size, images_from
+
+
+def write_image_sample(source: str, dataset: str, count: int, seed: int, path: str | os.PathLike,
+                       root: str | os.PathLike | None = None) -> Path:
+    """Write ``count`` images drawn at random (seeded, without replacement) from ``source`` to an .npz.
+
+    ``source`` is an .npz (``x``, ``y``, optional ``idx``) or a dataset name (its test split under
+    ``root``); the file holds ``x`` (uint8 N x H x W x 3 at the model's input size), ``y`` and
+    ``idx`` (positions in the test set), in test-set order, for ``faultzoo campaign --data``.
+    """
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    if str(source).endswith(".npz"):
+        with np.load(source) as data:
+            total = int(data["y"].shape[0])
+            pick = np.sort(rng.choice(total, count, replace=False))
+            x, y = data["x"][pick], data["y"][pick]
+            idx = data["idx"][pick] if "idx" in data.files else pick
+    else:
+        from faultzoo.data.sources import dataset_labels, open_raw_dataset
+        from faultzoo.data.transforms import split_at_to_tensor, test_transform
+
+        ds = open_raw_dataset(source, "test", root=root)
+        labels = dataset_labels(ds)
+        pick = np.sort(rng.choice(labels.size, count, replace=False))
+        stage, _ = split_at_to_tensor(test_transform(dataset))
+        images = []
+        for i in pick.tolist():
+            image = ds[i][0]
+            for step in stage:
+                image = step(image)
+            images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        x, y, idx = np.stack(images), labels[pick], pick
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part.npz")
+    np.savez(tmp, x=x, y=np.asarray(y, dtype=np.int64), idx=np.asarray(idx, dtype=np.int64))
+    os.replace(tmp, path)
+    return path
+
+
+def _commands(plan: Plan, results, images_from: str, written: Path | None, output: str) -> list[str]:
+    model = plan.model_id or "MODEL"
+    best = plan.recommended
+    meta = results.fault_meta
+    flags = ""
+    if meta is not None:
+        bits = tuple(getattr(meta, "bits", ()) or ())
+        if bits and bits != tuple(range(32)):
+            flags += f" --bits {','.join(map(str, bits))}"
+        if getattr(meta, "layers", ()):
+            flags += f" --layers {shlex.quote(','.join(meta.layers))}"
+        kind = getattr(meta, "kind", None)
+        if kind is not None and str(getattr(kind, "value", kind)) != "bitflip":
+            flags += f" --kind {getattr(kind, 'value', kind)}"
+    lines = [f"faultzoo faultlist generate {model} --design network --n {best.faults} --seed {plan.seed}{flags} "
+             f"-o plan_faults.csv"]
+    if best.images >= plan.test_size:
+        data = images_from
+    else:
+        data = str(written) if written else "plan_images.npz"
+        if written is None:
+            opts = " ".join(f"{k} {shlex.quote(str(v))}" for k, v in plan.options.items())
+            lines.append(f"faultzoo plan {shlex.quote(plan.pilot)} {opts}{' --relative' if plan.relative else ''} "
+                         "--write-images plan_images.npz")
+    lines.append(f"faultzoo campaign {model} --faults plan_faults.csv --data {shlex.quote(data)} --workers "
+                 f"{plan.cost.workers} -o {shlex.quote(output)}")
+    return lines

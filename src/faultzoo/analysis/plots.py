@@ -1,0 +1,142 @@
+"""Plots of an analysis, drawn with matplotlib's Agg canvas (no display, no global backend change).
+
+Each function takes :class:`~faultzoo.analysis.estimate.Estimates` and returns a Figure;
+:func:`save_figure` writes it as PNG and SVG with fixed metadata, so the files are reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_by_bit", "plot_by_layer", "plot_fault_distribution", "plot_layer_bit", "save_figure"]
+
+COLORS = {"sign": "#c0392b", "exponent": "#2471a3", "mantissa": "#239b56", "multi-bit": "#7f8c8d"}
+RATE_LABEL = {"critical": "critical (SDC-1)", "masked": "masked", "non_critical": "non-critical",
+              "nonfinite": "NaN/Inf"}
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _errors(rows, rate: str) -> tuple[np.ndarray, np.ndarray]:
+    values = np.array([100 * g.rates[rate].value for g in rows])
+    low = np.array([100 * g.rates[rate].low for g in rows])
+    high = np.array([100 * g.rates[rate].high for g in rows])
+    return values, np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
+
+
+def _title(est, rate: str, what: str) -> str:
+    return f"{RATE_LABEL[rate]} rate {what} ({round(100 * est.confidence)} % intervals)"
+
+
+def plot_by_bit(est, rate: str = "critical"):
+    """Rate per bit position (31 = sign, 30-23 exponent, 22-0 mantissa) with interval bars."""
+    from faultzoo.analysis.design import bit_class
+
+    rows = sorted((g for g in est.by_bit if int(g.key) >= 0), key=lambda g: int(g.key))
+    fig = _figure(8.0, 3.6)
+    ax = fig.add_subplot()
+    if rows:
+        bits = np.array([int(g.key) for g in rows])
+        values, err = _errors(rows, rate)
+        colors = [COLORS[bit_class(b)] for b in bits]
+        ax.bar(bits, values, color=colors, width=0.75, alpha=0.85)
+        ax.errorbar(bits, values, yerr=err, fmt="none", ecolor="black", elinewidth=0.9, capsize=2)
+        for name in ("mantissa", "exponent", "sign"):
+            ax.bar([], [], color=COLORS[name], label=name)
+        ax.legend(frameon=False, loc="upper left")
+        ax.set_xticks(range(0, 32, 2))
+    ax.set_xlim(-0.8, 31.8)
+    ax.set_xlabel("bit position (0 = mantissa LSB, 31 = sign)")
+    ax.set_ylabel(f"{RATE_LABEL[rate]} rate (%)")
+    ax.set_title(_title(est, rate, "by flipped bit"), fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_by_layer(est, rate: str = "critical"):
+    """Rate per layer, in network order, with interval bars."""
+    rows = est.by_layer
+    fig = _figure(8.0, max(3.0, 0.22 * len(rows) + 1.2))
+    ax = fig.add_subplot()
+    if rows:
+        y = np.arange(len(rows))
+        values, err = _errors(rows, rate)
+        ax.errorbar(values, y, xerr=err, fmt="o", color="#2471a3", ecolor="#555555", markersize=4, capsize=2)
+        ax.set_yticks(y, [g.label for g in rows], fontsize=7 if len(rows) > 25 else 8)
+        ax.invert_yaxis()
+    ax.set_xlabel(f"{RATE_LABEL[rate]} rate (%)")
+    ax.set_title(_title(est, rate, "by layer"), fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def plot_layer_bit(est, rate: str = "critical"):
+    """Heat map of the rate per layer x bit (grey: no fault sampled in that cell)."""
+    layers = [g.key for g in est.by_layer]
+    labels = [g.label for g in est.by_layer]
+    grid = np.full((len(layers), 32), np.nan)
+    row_of = {p: i for i, p in enumerate(layers)}
+    for g in est.by_layer_bit:
+        param, bit = g.key
+        if bit >= 0 and param in row_of:
+            grid[row_of[param], bit] = 100 * g.rates[rate].value
+    fig = _figure(8.0, max(3.0, 0.2 * len(layers) + 1.4))
+    ax = fig.add_subplot()
+    cmap = _cmap()
+    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, interpolation="nearest",
+                      vmin=0, vmax=max(1e-9, float(np.nanmax(grid))) if np.isfinite(grid).any() else 1)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) > 25 else 8)
+    ax.set_xticks(range(0, 32, 2))
+    ax.set_xlabel("bit position")
+    ax.set_title(f"{RATE_LABEL[rate]} rate by layer and bit (%)", fontsize=10)
+    fig.colorbar(image, ax=ax, label=f"{RATE_LABEL[rate]} rate (%)", shrink=0.9)
+    return fig
+
+
+def _cmap():
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"].copy()
+    cmap.set_bad("#dddddd")
+    return cmap
+
+
+def plot_fault_distribution(est, rate: str = "critical"):
+    """Histogram of the per-fault rates: most faults never matter, a few matter on most images."""
+    y = est.per_fault.get(rate, np.array([]))
+    y = y[np.isfinite(y)]
+    fig = _figure(8.0, 3.4)
+    ax = fig.add_subplot()
+    zero = int((y == 0).sum())
+    positive = 100 * y[y > 0]
+    if positive.size:
+        ax.hist(positive, bins=np.linspace(0, 100, 51), color="#2471a3", alpha=0.85)
+    ax.set_yscale("log")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"per-fault {RATE_LABEL[rate]} rate (% of its images)")
+    ax.set_ylabel("faults")
+    ax.set_title(f"distribution of per-fault {RATE_LABEL[rate]} rates: {zero:,} of {y.size:,} faults at exactly 0 "
+                 "(not drawn)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def save_figure(fig, folder: Path, name: str) -> dict[str, Path]:
+    """Write ``name.png`` and ``name.svg`` under ``folder`` (reproducible bytes: no dates, fixed SVG ids)."""
+    import matplotlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"png": folder / f"{name}.png", "svg": folder / f"{name}.svg"}
+    with matplotlib.rc_context({"svg.hashsalt": name}):
+        fig.savefig(paths["png"], format="png", metadata={"Software": None})
+        fig.savefig(paths["svg"], format="svg", metadata={"Date": None, "Creator": None})
+    return paths
