@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from faultzoo.campaign.engines import make_engine
+from faultzoo.campaign.engines import engine_entry, engine_names, make_engine
 from faultzoo.campaign.engines.fast import FastEngine
 from faultzoo.campaign.golden import golden_run
 from faultzoo.campaign.outcome import Outcome
 from faultzoo.data import load_selection
+from faultzoo.exceptions import FaultzooError
 from faultzoo.faults import Fault, FaultKind
 from faultzoo.inference import batch_slices
 from faultzoo.zoo import get_model
@@ -158,7 +159,7 @@ def test_fast_engine_uses_several_chunks_when_memory_is_short():
     model = get_model("cifar10/resnet20", weights=None)
     x = torch.randn(20, 3, 32, 32)
     fast, _ = compare_engines(model, x, random_faults(model, 10, seed=6), batch_size=4, chunk_images=8)
-    assert isinstance(fast, FastEngine) and [(c.start, c.stop) for c in fast.chunks] == [(0, 8), (8, 16), (16, 20)]
+    assert isinstance(fast, FastEngine) and fast.maps.geometry == [(0, 8), (8, 16), (16, 20)]
 
 
 @pytest.mark.parametrize("n,batch", [(1, 4), (5, 4), (9, 4), (8, 4), (130, 128), (3, 2)])
@@ -174,9 +175,9 @@ def test_batch_slices_never_leave_a_single_row(n, batch):
 def test_stacked_conv_witness_mismatch_switches_the_layer_to_module_mode(monkeypatch):
     """A stacked convolution whose golden witness channel differs is not trusted: the layer is recomputed
     whole, and outcomes still equal the reference's."""
-    from faultzoo.campaign.engines import fast as fast_module
+    from faultzoo.campaign.engines import fast_layer
 
-    original = fast_module.stacked_rows_output
+    original = fast_layer.stacked_rows_output
     calls = {"n": 0}
 
     def drifting(module, kind, inp, weight_rows, bias_rows):
@@ -186,7 +187,7 @@ def test_stacked_conv_witness_mismatch_switches_the_layer_to_module_mode(monkeyp
             out[:, 0] = torch.nextafter(out[:, 0], torch.full_like(out[:, 0], float("inf")))
         return out
 
-    monkeypatch.setattr(fast_module, "stacked_rows_output", drifting)
+    monkeypatch.setattr(fast_layer, "stacked_rows_output", drifting)
     torch.manual_seed(0)
     model = get_model("cifar10/resnet20", weights=None)
     x = torch.randn(24, 3, 32, 32)
@@ -204,7 +205,7 @@ def test_unproductive_check_points_are_dropped_and_outcomes_stay_exact():
     x = torch.randn(600, 3, 32, 32)
     faults = random_faults(model, 8, seed=12, params=["layer3.0.conv1.weight"])
     fast, _ = compare_engines(model, x, faults, batch_size=64)
-    stats = {step.name: counts for (node, step), counts in fast.check_stats.items()}
+    stats = {step.name: counts for (node, step), counts in fast.downstream.check_stats.items()}
     # Of the full-size maps, only the ReLU before the next conv is checked for a conv1 fault (the last
     # point before the perturbation is mixed); after it only small tensors (pooled features), never the
     # logits themselves. A point stops being checked once it masked under 2 % of its first 256 rows.
@@ -214,7 +215,7 @@ def test_unproductive_check_points_are_dropped_and_outcomes_stay_exact():
     assert checked >= 256
     program = fast.programs["layer3.0.conv1.weight"]
     step = next(s for s in program.steps if s.name == "layer3_0_relu1")
-    assert fast._check_useful(program, step) == (masked >= 0.02 * checked)
+    assert fast.downstream.check_useful(program, step) == (masked >= 0.02 * checked)
 
 
 def test_whole_selection_in_one_chunk_when_it_fits():
@@ -223,7 +224,7 @@ def test_whole_selection_in_one_chunk_when_it_fits():
     x = torch.randn(70, 3, 32, 32)  # 70 images, batches of 16: 4 full batches and a partial one
     golden = golden_run(model, x, torch.zeros(70, dtype=torch.long), batch_size=16)
     fast = make_engine("fast", model, x, golden, batch_size=16, params=["layer1.0.conv1.weight"])
-    assert [(c.start, c.stop) for c in fast.chunks] == [(0, 70)]
+    assert fast.maps.geometry == [(0, 70)]
 
 
 def test_task_costs_come_from_the_golden_pass_timings():
@@ -232,7 +233,14 @@ def test_task_costs_come_from_the_golden_pass_timings():
     x = torch.randn(64, 3, 32, 32)
     golden = golden_run(model, x, torch.zeros(64, dtype=torch.long), batch_size=16)
     first, last = "conv1.weight", "layer3.2.conv2.weight"
+    # A driver that never starts the engine (its workers do) times one golden batch for the planner.
+    planner = make_engine("fast", model, x, golden, batch_size=16, params=[first, last])
+    assert planner.plan.node_seconds is None
+    cost_first, cost_last = (planner.cost(Fault(p, (0, 0, 0, 0), (3,))) for p in (first, last))
+    assert planner.plan.node_seconds is not None and planner.maps._cache is None  # timed, no maps filled
+    assert cost_first > 5 * cost_last
     fast = make_engine("fast", model, x, golden, batch_size=16, params=[first, last])
+    fast.start()
     seconds = fast.plan.node_seconds
     assert seconds is not None and sum(seconds.values()) > 0  # measured, not multiply-adds
     assert fast.plan.forward_cost == pytest.approx(sum(seconds.values()))
@@ -251,20 +259,25 @@ def untrained_resnet20_case(images: int, faults: int, seed: int):
     return model, x, chosen, [f.param for _, f in chosen], golden
 
 
+def _maps_by_name(engine) -> dict:
+    return {k if isinstance(k, str) else k.name: v for k, v in engine.maps._cache[1].items()}
+
+
 def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
     model, x, faults, params, golden = untrained_resnet20_case(24, 6, seed=13)
-    state = make_engine("fast", model, x, golden, batch_size=8, params=params).prepared_state()
+    state = make_engine("fast", model, x, golden, batch_size=8, params=params).export_state()
     adopted = make_engine("fast", model, x, golden, batch_size=8, params=params, prepared=state)
+    adopted.start()
     shared = {key: value for key, value in state["golden"].items() if isinstance(value, torch.Tensor)}
     assert all(value.is_shared() for value in shared.values())
-    assert any(v.data_ptr() == shared[k.name].data_ptr() for k, v in adopted._cache[1].items() if not isinstance(k, str)
-               and k.name in shared)
+    assert any(v.data_ptr() == shared[k].data_ptr() for k, v in _maps_by_name(adopted).items() if k in shared)
+    assert adopted.describe()["checks"]["graph_equals_eager"] is True  # adopted, not re-checked
     # A map that this process does not reproduce (as another thread count might) is not adopted.
     name = next(k for k, v in shared.items() if k != "__logits__" and v.dim() == 4)
     shared[name][0].add_(1.0)
     own = make_engine("fast", model, x, golden, batch_size=8, params=params, prepared=state)
-    assert own._cache is None or all(v.data_ptr() != shared[k.name].data_ptr()
-                                     for k, v in own._cache[1].items() if not isinstance(k, str) and k.name in shared)
+    own.start()
+    assert all(v.data_ptr() != shared[k].data_ptr() for k, v in _maps_by_name(own).items() if k in shared)
     reference = make_engine("reference", model, x, golden, batch_size=8)
     assert_same_outcomes(own.run(faults), reference.run(faults))
     assert_same_outcomes(adopted.run(faults[:0]), {})
@@ -273,27 +286,35 @@ def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
 def test_preparing_on_threads_into_shared_memory_gives_the_same_maps_and_outcomes():
     model, x, faults, params, golden = untrained_resnet20_case(40, 8, seed=5)
     plain = make_engine("fast", model, x, golden, batch_size=8, params=params)
-    threaded = make_engine("fast", model, x, golden, batch_size=8, params=params, prep_threads=2, share_golden=True)
-    plain_maps, threaded_maps = plain._golden_chunk(0)[1], threaded._golden_chunk(0)[1]
-    assert {k if isinstance(k, str) else k.name for k in plain_maps} == \
-        {k if isinstance(k, str) else k.name for k in threaded_maps}
-    by_name = {k if isinstance(k, str) else k.name: v for k, v in threaded_maps.items()}
+    plain.start()
+    threaded = make_engine("fast", model, x, golden, batch_size=8, params=params)
+    state = threaded.export_state(threads=2)  # a parent preparing its workers' engines
+    plain_maps, threaded_maps = _maps_by_name(plain), _maps_by_name(threaded)
+    assert plain_maps.keys() == threaded_maps.keys() == state["golden"].keys()
     for key, value in plain_maps.items():
-        other = by_name[key if isinstance(key, str) else key.name]
+        other = threaded_maps[key]
         if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == len(x):
-            assert other.is_shared()
+            assert other.is_shared() and other.data_ptr() == state["golden"][key].data_ptr()
             assert torch.equal(value.view(torch.int32), other.view(torch.int32)), key
     assert threaded.plan.node_seconds and sum(threaded.plan.node_seconds.values()) > 0
     assert_same_outcomes(threaded.run(faults), make_engine("reference", model, x, golden, batch_size=8).run(faults))
 
 
 def test_golden_maps_that_do_not_fit_in_shared_memory_stay_private_and_outcomes_stay_exact(monkeypatch):
-    from faultzoo.campaign import parallel
+    from faultzoo.campaign import sharedmem
 
-    monkeypatch.setattr(parallel, "shared_memory_free", lambda: 1 << 20)  # 1 MB, as a tiny container /dev/shm
+    monkeypatch.setattr(sharedmem, "shared_memory_free", lambda: 1 << 20)  # 1 MB, as a tiny container /dev/shm
     model, x, faults, params, golden = untrained_resnet20_case(40, 6, seed=7)
-    engine = make_engine("fast", model, x, golden, batch_size=8, params=params, prep_threads=2, share_golden=True)
-    maps = engine._golden_chunk(0)[1]
-    assert not any(v.is_shared() for v in maps.values() if isinstance(v, torch.Tensor))
-    assert engine.prepared_state()["golden"] is None  # the workers compute their own
+    engine = make_engine("fast", model, x, golden, batch_size=8, params=params)
+    state = engine.export_state(threads=2)
+    assert state["golden"] is None  # the workers compute their own
+    assert not any(v.is_shared() for v in _maps_by_name(engine).values() if isinstance(v, torch.Tensor))
     assert_same_outcomes(engine.run(faults), make_engine("reference", model, x, golden, batch_size=8).run(faults))
+
+
+def test_engines_come_from_a_registry():
+    assert engine_names() == ["fast", "reference"]
+    assert engine_entry("fast").factory is FastEngine
+    assert engine_entry("fast").default_options(2)["memory_budget"] >= 1 << 30
+    with pytest.raises(FaultzooError, match=r"Unknown engine 'fastt'.*fast, reference.*Did you mean 'fast'"):
+        engine_entry("fastt")

@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from faultzoo.campaign import run_campaign
-from faultzoo.campaign import parallel as parallel_module
+from faultzoo.campaign import sharedmem
 from faultzoo.campaign import runner as runner_module
 from faultzoo.campaign.exports import ALL as EXPORT_NAMES
 from faultzoo.campaign.runner import STORE_NAME, subset
@@ -292,7 +292,7 @@ def test_data_whose_classes_do_not_fit(env, tmp_path, no_compute):
 
 def test_workers_are_refused_when_shared_memory_cannot_hold_the_images(env, fault_csv, npz, tmp_path, no_compute,
                                                                        monkeypatch):
-    monkeypatch.setattr(parallel_module, "shared_memory_free", lambda: 1 << 20)
+    monkeypatch.setattr(sharedmem, "shared_memory_free", lambda: 1 << 20)
     out = tmp_path / "out"
     with pytest.raises(FaultzooError, match=r"--workers 2 .* /dev/shm has only 1 MB free: use --workers 1"):
         _campaign(fault_csv, npz, out, workers=2)

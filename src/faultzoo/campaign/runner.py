@@ -1,36 +1,38 @@
-"""run_campaign(): model + data -> golden run -> faults -> outcomes -> store -> exports.
+"""run_campaign(): validate -> plan -> golden run -> execute tasks with an executor -> store -> summary -> exports.
 
 Everything that could make a campaign fail is checked before any compute (model id, weights,
-fault list against the model, data against the model). Results are committed to the store in
-small batches as they are computed; an interrupted campaign is resumed by running the same call
-again, and ends with results identical to an uninterrupted run.
+fault list against the model, data against the model, what the executor needs). Results are
+committed to the store task by task as they arrive, by this process only; an interrupted campaign
+is resumed by running the same call again, with any executor, and ends with results identical to
+an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
-import platform
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from faultzoo.campaign.engines import ENGINES, make_engine
+from faultzoo.campaign.engines import engine_entry, make_engine
+from faultzoo.campaign.executors import Executor, make_executor
 from faultzoo.campaign.exports import export_all, remove_exports
 from faultzoo.campaign.golden import GoldenRun, golden_run
-from faultzoo.campaign.outcome import Classified, Outcome
-from faultzoo.campaign import parallel as processes  # (a local 'parallel' flag exists below)
-from faultzoo.campaign.parallel import WorkerPool, share
-from faultzoo.campaign.store import FaultResult, ResultStore
+from faultzoo.campaign.numerics import numerics_settings, torch_threads, versions
+from faultzoo.campaign.plan import CampaignPlan, build_plan, make_tasks, plan_tasks, subset
+from faultzoo.campaign.spec import CampaignSpec, identity_token
+from faultzoo.campaign.store import ResultStore
 from faultzoo.campaign.summary import CampaignSummary, summarize
-from faultzoo.exceptions import DatasetError, FaultzooError
-from faultzoo.faults import Fault, FaultList, read_fault_list, validate
+from faultzoo.campaign.worker import Inputs, Recipe, TaskOutput, WorkerSetup, logits_sha256
+from faultzoo.exceptions import FaultzooError
+from faultzoo.faults import FaultList
+
+__all__ = ["STORE_NAME", "CampaignResult", "Progress", "ProgressCallback", "execute_campaign", "plan_tasks",
+           "run_campaign", "subset", "versions"]
 
 _logger = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ STORE_NAME = "campaign.sqlite"
 
 @dataclass
 class Progress:
-    """What a callback sees after each committed batch of faults."""
+    """What a callback sees after each committed task."""
 
     faults_done: int
     faults_total: int
@@ -65,47 +67,6 @@ class CampaignResult:
     provenance: dict = field(default_factory=dict)
 
 
-def numerics_settings(device: torch.device, *, tf32: bool, threads: int | None) -> dict:
-    """Apply and record the settings that decide the bits of every logit."""
-    if threads:
-        torch.set_num_threads(threads)
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    return {
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-        or platform.machine(),
-        "dtype": "float32",
-        "tf32": tf32,
-        "cudnn_deterministic": torch.backends.cudnn.deterministic,
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
-        "threads": torch.get_num_threads(),
-    }
-
-
-@contextmanager
-def torch_threads(count: int | None):
-    """Use ``count`` intra-op threads inside the block (None: leave as is), then restore the caller's."""
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def versions() -> dict:
-    import numpy
-    import torchvision
-
-    from faultzoo import __version__
-
-    return {"faultzoo": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
-
-
 def run_campaign(
     model_id: str,
     faults: str | os.PathLike | FaultList,
@@ -121,6 +82,7 @@ def run_campaign(
     fault_seed: int = 0,
     engine: str = "fast",
     workers: int = 1,
+    dask: str | None = None,
     batch_size: int = 128,
     task_size: int | None = None,
     keep_outcomes: bool = False,
@@ -130,6 +92,7 @@ def run_campaign(
     download: bool = False,
     callbacks: Sequence[ProgressCallback] = (),
     engine_options: dict | None = None,
+    executor: Executor | None = None,
 ) -> CampaignResult:
     """Run (or resume) a fault-injection campaign and export its results.
 
@@ -143,227 +106,123 @@ def run_campaign(
         fault_limit: only the first N faults of the list.
         fault_sample: a seeded random subset of N faults of the list (``fault_seed``), in list order,
             keeping their Injection ids.
-        engine: "fast" or "reference" (identical outcomes).
-        workers: processes (each with one thread) for the fast engine.
+        engine: a registered engine, "fast" or "reference" (identical outcomes).
+        workers: 1 runs in this process; N > 1 in N local processes of one thread each.
+        dask: run on a Dask cluster instead: ``"local:N"`` (N processes here), ``"tcp://HOST:PORT"`` or
+            a scheduler file; every worker must see the weights and data at the same paths.
         batch_size: images per forward pass; also the fast engine's packed batch.
+        task_size: faults per task (default: planned from their estimated cost).
         keep_outcomes: store the per-image outcome of every fault.
         device: "cpu" or "cuda[:i]"; tf32: allow TF32 convolutions/matmuls on GPUs (off: strict FP32).
-        callbacks: called with a :class:`Progress` after each committed batch.
+        threads: torch intra-op threads of this process (default: leave as set).
+        callbacks: called with a :class:`Progress` after each committed task.
+        engine_options: engine-specific options (see the engine's class).
+        executor: an executor object instead of ``workers``/``dask``.
 
     Raises:
         FaultzooError subclasses for every bad input, before any compute.
     """
-    from faultzoo.data import load_selection
-    from faultzoo.zoo import get_model, model_info
+    spec = CampaignSpec(model_id, faults, weights=weights, fault_limit=fault_limit, fault_sample=fault_sample,
+                        fault_seed=fault_seed, data=data, data_root=data_root, limit=limit, per_class=per_class,
+                        download=download, device=device, tf32=tf32, threads=threads, batch_size=batch_size,
+                        engine=engine, engine_options=tuple(sorted((engine_options or {}).items())),
+                        task_size=task_size, keep_outcomes=keep_outcomes)
+    engine_entry(engine)  # an unknown engine is refused before the executor is even chosen
+    return execute_campaign(spec, output=output, executor=executor or make_executor(workers=workers, dask=dask),
+                            callbacks=callbacks)
 
-    if engine not in ENGINES:
-        raise FaultzooError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)} (--engine).")
-    if workers < 1 or batch_size < 2:
-        raise FaultzooError(f"workers must be >= 1 and batch_size >= 2, got workers={workers}, batch_size={batch_size}.")
-    output = Path(output)
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FaultzooError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}).")
-    if dev.type != "cpu" and workers > 1:
-        raise FaultzooError(f"--workers {workers} is for CPUs; on {device} use --workers 1 (one process drives the GPU).")
-    numerics = numerics_settings(dev, tf32=tf32, threads=threads)
-    parallel = workers > 1 and engine == "fast"
-    if parallel:
-        # Every computation of such a campaign runs on one thread: the workers, and the parent's golden
+
+def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor: Executor,
+                     callbacks: Sequence[ProgressCallback] = ()) -> CampaignResult:
+    """Run (or resume) the campaign ``spec`` with ``executor``; see :func:`run_campaign`."""
+    engine_entry(spec.engine)
+    device = torch.device(spec.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FaultzooError(f"--device {spec.device}: CUDA is not available on this machine (torch {torch.__version__}).")
+    numerics = numerics_settings(device, tf32=spec.tf32, threads=spec.threads)
+    if executor.single_threaded:
+        # Every computation of such a campaign runs on one thread: the workers, and the driver's golden
         # run and engine preparation (which then leave the other cores to the workers' start-up).
         numerics["threads"] = 1
-    info = model_info(model_id)
-    model = get_model(model_id, weights=weights, progress=True)
-    if isinstance(faults, FaultList):
-        fault_list = faults
-        validate(fault_list, model)
-    else:
-        fault_list = read_fault_list(faults, model, model_id=model_id)  # validates against the model
-    if fault_limit is not None:
-        fault_list = fault_list[:fault_limit]
-    if fault_sample is not None and fault_sample < len(fault_list):
-        fault_list = subset(fault_list, sorted(random.Random(fault_seed).sample(range(len(fault_list)), fault_sample)))
-    selection = load_selection(data or info.dataset, dataset=info.dataset, limit=limit, per_class=per_class,
-                               root=data_root, download=download)
-    if parallel:
-        _check_shared_memory(model, selection.x, workers)
-    if int(selection.y.max()) >= info.num_classes:
-        raise DatasetError(f"Data {selection.source} has label {int(selection.y.max())}; model {model_id} has "
-                           f"{info.num_classes} classes.")
-    identity = {
-        "model_id": model_id,
-        "weights_state_sha256": model.faultzoo.state_sha256,
-        "fault_list_sha256": fault_list.fingerprint(),
-        "faults": len(fault_list),
-        "data_sha256": selection.fingerprint(),
-        "images": len(selection.y),
-        "batch_size": batch_size,
-        "device": dev.type,
-        "dtype": "float32",
-        "tf32": tf32,
-        "torch": torch.__version__,
-    }
-    provenance = {
-        "model": {**info.to_dict(), "provenance": model.faultzoo.to_dict()},
-        "fault_list": {"sha256": fault_list.fingerprint(), "source": fault_list.meta.source_file,
-                       "meta": fault_list.meta.to_dict(), "faults": len(fault_list)},
-        "data": selection.describe(),
-        "numerics": numerics,
-        "versions": versions(),
-        "platform": platform.platform(),
-    }
+    plan = build_plan(spec, numerics=numerics)
+    executor.check(plan)
+    output = Path(output)
     store_path = output / STORE_NAME
-    with ResultStore.open(store_path, identity, provenance) as store, ExitStack() as stack:
+    with ResultStore.open(store_path, plan.identity, plan.provenance) as store, executor, \
+            torch_threads(1 if executor.single_threaded else None):
         remove_exports(output)  # an export must never describe a different state of the store
         done = store.done_ids()
-        pending = [i for i in range(len(fault_list)) if i not in done]
-        # Workers start now, so that their start-up overlaps the golden run.
-        pool = stack.enter_context(WorkerPool(workers)) if parallel and pending else None
-        model = model.to(dev)
-        x, y = selection.x.to(dev), selection.y.to(dev)
-        stack.enter_context(torch_threads(1 if parallel else None))
-        golden = golden_run(model, x, y, batch_size=batch_size)
-        engine_info: dict = {"engine": engine, "note": "nothing left to compute in this run"}
-        run_provenance = {**provenance, "engine": engine, "workers": workers, "golden_top1": golden.accuracy}
-        store.begin_run(run_provenance)
+        pending = [i for i in range(len(plan.fault_list)) if i not in done]
+        if pending:
+            executor.start()  # workers start now, so that their start-up overlaps the golden run
+        model = plan.model.to(device)
+        x, y = plan.selection.x.to(device), plan.selection.y.to(device)
+        golden = golden_run(model, x, y, batch_size=spec.batch_size)
+        engine_info: dict = {"engine": spec.engine, "note": "nothing left to compute in this run"}
+        store.begin_run({**plan.provenance, "engine": spec.engine, "executor": executor.describe(),
+                         "workers": executor.workers, "golden_top1": golden.accuracy})
         status = "interrupted"
         try:
             if pending:
-                engine_info = _execute(store, model, x, golden, fault_list, pending, engine=engine, pool=pool,
-                                       batch_size=batch_size, task_size=task_size, keep_outcomes=keep_outcomes,
-                                       callbacks=callbacks, engine_options=engine_options or {})
+                engine_info = _execute(store, plan, Inputs(model, x, golden), pending, executor, callbacks)
             status = "complete"
         finally:
             store.end_run(status)
         results = store.results()
-    complete = len(results) == len(fault_list)
-    summary = summarize(fault_list, results, golden)
-    exports = export_all(output, fault_list, results, {**provenance, "identity": identity,
-                                                       "golden_top1": golden.accuracy, "engine": engine_info,
-                                                       "summary": summary.to_dict()}) if complete else {}
-    return CampaignResult(output, store_path, summary, complete, exports, engine_info, provenance)
+    complete = len(results) == len(plan.fault_list)
+    summary = summarize(plan.fault_list, results, golden)
+    exports = export_all(output, plan.fault_list, results, {
+        **plan.provenance, "identity": plan.identity, "golden_top1": golden.accuracy, "engine": engine_info,
+        "summary": summary.to_dict()}) if complete else {}
+    return CampaignResult(output, store_path, summary, complete, exports, engine_info, plan.provenance)
 
 
-def subset(fault_list: FaultList, positions: Sequence[int]) -> FaultList:
-    """The faults at ``positions``, keeping their Injection ids and extra columns."""
-    return FaultList(tuple(fault_list[i] for i in positions), fault_list.meta,
-                     tuple(fault_list.id_of(i) for i in positions),
-                     {k: tuple(v[i] for i in positions) for k, v in fault_list.extra.items()},
-                     tuple(fault_list.lines[i] for i in positions) if fault_list.lines is not None else None)
+def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: list[int], executor: Executor,
+             callbacks: Sequence[ProgressCallback]) -> dict:
+    """Engine -> worker preparation -> tasks -> results streamed into the store."""
+    spec, fault_list = plan.spec, plan.fault_list
+    options = {**engine_entry(spec.engine).default_options(executor.workers), **spec.options}
+    params = tuple(dict.fromkeys(fault_list[i].param for i in pending))
+    engine = make_engine(spec.engine, inputs.model, inputs.x, inputs.golden, batch_size=spec.batch_size,
+                         params=params, **options)
+    setup = WorkerSetup(identity_token(plan.identity, spec), spec.engine, spec.batch_size, params, options,
+                        spec.keep_outcomes, threads=None, inputs=inputs, recipe=_recipe(plan, inputs.golden))
+    executor.prepare(setup, engine)
+    tasks = make_tasks(fault_list, pending, engine.cost, parallel=executor.workers, size=spec.task_size)
+    return executor.run(tasks, _Committer(store, len(fault_list), len(fault_list) - len(pending), callbacks))
 
 
-_TASK_MAX_FAULTS = 128  # a task is committed as a whole: keep what an interruption loses small
+def _recipe(plan: CampaignPlan, golden: GoldenRun) -> Recipe:
+    """How a worker elsewhere loads this campaign's inputs (the fault list travels with the tasks)."""
+    spec = plan.spec.portable()
+    state = plan.model.state_dict() if spec.weights is None else None  # untrained: no file holds these weights
+    return Recipe(replace(spec, faults=""), plan.identity, logits_sha256(golden.logits), state)
 
 
-def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
-               size: int | None = None) -> list[list[int]]:
-    """Group pending faults into tasks: a layer's faults together (the fast engine stacks them), tasks of
-    about equal estimated work (``cost`` per fault), the heaviest first and the last ones halved, so
-    that no worker is left alone with a long task at the end. ``size`` fixes the number of faults per
-    task instead."""
-    ordered = sorted(pending, key=lambda i: (fault_list[i].param, i))
-    weights = {i: cost(fault_list[i]) for i in ordered}
-    if size:
-        tasks = [ordered[s: s + size] for s in range(0, len(ordered), size)]
-    else:
-        # Enough tasks per worker to balance and to commit often.
-        target = sum(weights.values()) / max(1, 6 * parallel)
-        tasks, load = [[]], 0.0
-        for i in ordered:
-            if tasks[-1] and (load + weights[i] > target or len(tasks[-1]) >= _TASK_MAX_FAULTS):
-                tasks.append([])
-                load = 0.0
-            tasks[-1].append(i)
-            load += weights[i]
-    if parallel > 1:
-        def load(task: list[int]) -> float:
-            return sum(weights[i] for i in task)
+class _Committer:
+    """Writes each arriving task's results to the store (one transaction per task) and reports progress.
 
-        tasks.sort(key=load, reverse=True)
-        # At the end one worker runs alone for about half a task: halve the last tasks to shorten that.
-        head, tail = tasks[: -2 * parallel], tasks[-2 * parallel:]
-        tasks = head + sorted((half for task in tail for half in _halves(task, weights) if half), key=load,
-                              reverse=True)
-    return tasks
+    A task can arrive twice (run again after its worker died, and the first run finished after all):
+    faults already stored are skipped, so none is ever stored twice."""
 
+    def __init__(self, store: ResultStore, total: int, already: int, callbacks: Sequence[ProgressCallback]):
+        self.store, self.total, self.done_count, self.callbacks = store, total, already, callbacks
+        self.stored = store.done_ids()
+        self.evaluations = 0
+        self.start = time.perf_counter()
 
-def _halves(task: list[int], weights: dict[int, float]) -> tuple[list[int], list[int]]:
-    """Split a task where its cumulative work first reaches half of the total."""
-    total, running = sum(weights[i] for i in task), 0.0
-    for k, i in enumerate(task):
-        running += weights[i]
-        if running >= total / 2:
-            return task[: k + 1], task[k + 1:]
-    return task, []
-
-
-def _check_shared_memory(model: torch.nn.Module, x: torch.Tensor, workers: int) -> None:
-    """Workers read the model and the images from shared memory: refuse, before any compute, a
-    machine whose shared memory cannot hold them (writing past its end is a SIGBUS, not an error)."""
-    needed = x.nbytes + sum(p.nbytes for p in model.state_dict().values())
-    if not processes.fits_in_shared_memory(needed):
-        raise FaultzooError(
-            f"--workers {workers} shares the images and the model with its worker processes ({needed >> 20} MB), "
-            f"but /dev/shm has only {(processes.shared_memory_free() or 0) >> 20} MB free: use --workers 1, fewer "
-            f"images (--limit), or give the machine more shared memory (e.g. docker run --shm-size=2g).")
-
-
-def _memory_budget(workers: int) -> int:
-    """Bytes of golden maps one engine may cache: a quarter of the machine's memory, split between
-    workers (each caches its own chunk when the selection does not fit in one)."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        physical = 8 << 30
-    return max(1 << 30, physical // (4 * workers))
-
-
-def _to_result(fid: int, c: Classified, labels: np.ndarray, seconds: float, keep: bool) -> FaultResult:
-    counts = np.bincount(c.codes, minlength=3)
-    return FaultResult(fid, len(c.codes), int(counts[Outcome.MASKED]), int(counts[Outcome.NON_CRITICAL]),
-                       int(counts[Outcome.CRITICAL]), int(c.nonfinite.sum()), int((c.top1 == labels).sum()),
-                       seconds, c.codes.copy() if keep else None)
-
-
-def _execute(store, model, x, golden: GoldenRun, fault_list: FaultList, pending: list[int], *, engine: str,
-             pool: WorkerPool | None, batch_size: int, task_size: int | None, keep_outcomes: bool,
-             callbacks: Sequence[ProgressCallback], engine_options: dict) -> dict:
-    labels = golden.labels.cpu().numpy().copy()
-    params = list(dict.fromkeys(fault_list[i].param for i in pending))
-    total, already = len(fault_list), len(fault_list) - len(pending)
-    if engine == "fast":
-        engine_options = {"memory_budget": _memory_budget(pool.workers if pool else 1), **engine_options}
-    # With workers, this engine only prepares theirs: start-up checks and golden maps, done once, on as
-    # many threads as there are workers (their cores are idle until the first task) and straight
-    # into shared memory.
-    preparing = {"prep_threads": pool.workers, "share_golden": True} if pool is not None else {}
-    eng = make_engine(engine, model, x, golden, batch_size=batch_size, params=params, **engine_options, **preparing)
-    tasks = [[(i, fault_list[i]) for i in task]
-             for task in plan_tasks(fault_list, pending, eng.cost, parallel=pool.workers if pool else 1,
-                                    size=task_size)]
-    start = time.perf_counter()
-    evaluations = 0
-
-    def commit(outcomes: dict[int, Classified], seconds: float) -> None:
-        nonlocal evaluations, already
-        per_fault = seconds / max(1, len(outcomes))
-        store.record([_to_result(fid, c, labels, per_fault, keep_outcomes) for fid, c in sorted(outcomes.items())])
-        evaluations += sum(len(c.codes) for c in outcomes.values())
-        already += len(outcomes)
-        progress = Progress(already, total, evaluations, time.perf_counter() - start)
-        for callback in callbacks:
+    def __call__(self, output: TaskOutput) -> None:
+        fresh = [r for r in output.results if r.fault_id not in self.stored]
+        if len(fresh) < len(output.results):
+            _logger.info("task %d arrived again: %d of its faults are already stored", output.task,
+                         len(output.results) - len(fresh))
+        if not fresh:
+            return
+        self.store.record(fresh)
+        self.stored.update(r.fault_id for r in fresh)
+        self.evaluations += sum(r.n for r in fresh)
+        self.done_count += len(fresh)
+        progress = Progress(self.done_count, self.total, self.evaluations, time.perf_counter() - self.start)
+        for callback in self.callbacks:
             callback(progress)
 
-    if pool is None:
-        for task in tasks:
-            t0 = time.perf_counter()
-            commit(eng.run(task), time.perf_counter() - t0)
-        return eng.describe()
-    # Shared copies: moving a tensor's storage to shared memory in place would leave dangling any
-    # numpy view of it (the parent keeps using x and the golden run).
-    golden = GoldenRun(share(golden.logits.cpu().clone()), share(golden.labels.cpu().clone()), golden.batch_size)
-    payload = {"model": model.cpu().share_memory(), "x": share(x.cpu().clone()), "golden": golden, "engine": engine,
-               "batch_size": batch_size, "params": params,
-               "options": {**engine_options, "prepared": eng.prepared_state()}}
-    del eng
-    return pool.run(payload, tasks, commit)

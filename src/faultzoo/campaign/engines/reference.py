@@ -12,20 +12,33 @@ import numpy as np
 import torch
 from torch import nn
 
+from faultzoo.campaign.engines.base import register_engine
 from faultzoo.campaign.golden import GoldenRun
 from faultzoo.campaign.outcome import Classified, classify
 from faultzoo.faults import Fault, injected
 from faultzoo.inference import batch_slices
 
+__all__ = ["ReferenceEngine"]
 
+
+@register_engine("reference", "flips the weight and runs the whole network: slow, obviously right")
 class ReferenceEngine:
+    """The oracle every other engine is tested against. No options."""
+
     name = "reference"
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, golden: GoldenRun, *, batch_size: int):
+    def __init__(self, model: nn.Module, x: torch.Tensor, golden: GoldenRun, *, batch_size: int,
+                 params: Sequence[str] = ()):
         self.model = model.eval()
         self.x = x
         self.golden = golden
         self.batch_size = batch_size
+
+    def start(self) -> None:
+        """Nothing to prepare."""
+
+    def export_state(self, *, threads: int = 1) -> None:
+        return None  # a twin has nothing to reuse
 
     def cost(self, fault: Fault) -> float:
         return 1.0  # a full forward pass per image, whatever the fault

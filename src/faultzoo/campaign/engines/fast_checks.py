@@ -1,0 +1,128 @@
+"""Fast engine, part 2: the checks that decide what the engine may rely on, on the campaign's own model and data.
+
+At start-up: the traced graph computes the eager model's logits bit for bit (else the whole
+campaign runs the reference way), and a row's logits do not depend on the other rows of its batch
+(else rows are never repacked: golden batches are kept). Per layer, on its first fault: a few output
+channels computed alone or stacked equal those channels of the full layer, the faulty weight changes
+only its own channel, and re-running the graph from the layer's golden output gives the golden
+logits. A failed check makes that layer run the slower way that does not need it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from faultzoo.campaign.engines.fast_downstream import Downstream, Rows, Sink
+from faultzoo.campaign.engines.fast_golden import GoldenMaps
+from faultzoo.campaign.engines.fast_layer import channel_outputs
+from faultzoo.campaign.engines.graph import LayerProgram
+from faultzoo.campaign.outcome import Outcome
+from faultzoo.faults import Fault, corrupt
+from faultzoo.faults.bits import same_bits
+from faultzoo.inference import batch_slices
+
+__all__ = ["Checks"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Checks:
+    """What was verified, what failed, and what the engine does about it (for provenance)."""
+
+    graph_equals_eager: bool | None = None
+    rows_independent: bool | None = None
+    layers: dict[str, str] = field(default_factory=dict)  # param -> "stacked" | "module" | "aligned" | "reference: why"
+    aligned: bool = False  # keep the golden batches (rows depend on their batch)
+    fallback: str | None = None  # why the whole campaign runs the reference way
+
+    def to_dict(self) -> dict:
+        return {"graph_equals_eager": self.graph_equals_eager, "rows_independent": self.rows_independent,
+                "layers": dict(sorted(self.layers.items()))}
+
+    def export(self) -> dict:
+        """The whole-model results, for a twin engine in a worker process."""
+        return {"graph_equals_eager": self.graph_equals_eager, "rows_independent": self.rows_independent,
+                "aligned": self.aligned, "fallback": self.fallback}
+
+    def adopt(self, exported: dict) -> None:
+        self.graph_equals_eager, self.rows_independent = exported["graph_equals_eager"], exported["rows_independent"]
+        self.aligned, self.fallback = exported["aligned"], exported["fallback"]
+
+    # ---------------------------------------------------------------- start-up
+    def verify_model(self, maps: GoldenMaps) -> None:
+        """Traced graph == eager model, and a row's logits do not depend on its batch."""
+        plan, x, golden = maps.plan, maps.x, maps.golden
+        logits, _ = maps.chunk(0)
+        self.graph_equals_eager = same_bits(logits, golden.logits[maps.chunks[0]])
+        if not self.graph_equals_eager:
+            self.fallback = "the traced graph's logits differ from the eager model's"
+        # Same rows, other batch boundaries and order: results must not change.
+        n = min(len(x), 2 * maps.batch_size + 3)
+        if n >= 4:
+            order = torch.arange(n, device=x.device).flip(0)
+            with torch.no_grad():
+                shuffled = torch.cat([plan.run_golden(x[order[s]], set())[0] for s in batch_slices(n, max(2, n // 3))])
+            self.rows_independent = same_bits(shuffled, golden.logits[order])
+            if not self.rows_independent:
+                # Packing rows of several faults, or dropping masked rows, would change the other
+                # rows' bits. Keep the golden run's exact batches instead: recompute from the faulty
+                # layer on, batch by batch, and skip a batch only when it is entirely unchanged.
+                self.aligned = True
+                _logger.info("rows depend on their batch here: the fast engine keeps the golden batches")
+        if self.fallback:
+            _logger.warning("fast engine falls back to the reference engine: %s", self.fallback)
+
+    # ---------------------------------------------------------------- per layer
+    def verify_layer(self, program: LayerProgram, param: str, fault: Fault, kept: dict, maps: GoldenMaps,
+                     downstream: Downstream) -> str:
+        """Decide (once) how a layer's faults are computed, checking the facts each mode relies on."""
+        if param not in self.layers:
+            self.layers[param] = self._layer_mode(program, param, fault, kept, maps, downstream)
+        return self.layers[param]
+
+    def _layer_mode(self, program: LayerProgram, param: str, fault: Fault, kept: dict, maps: GoldenMaps,
+                    downstream: Downstream) -> str:
+        golden_in, golden_out = kept[program.node.all_input_nodes[0]], maps.output_of(program, kept)
+        mode = "stacked" if program.fast_kind in ("conv", "linear") and param.endswith(".weight") else "module"
+        if self.aligned:
+            mode = "aligned"
+        first = maps.chunk_batches[0][0]
+        rows = torch.arange(first.start, first.stop) if self.aligned else torch.arange(min(4, len(golden_out)))
+        if mode == "stacked" and not _stacking_is_exact(program, fault, golden_in, golden_out, first, rows):
+            mode = "module"
+        # Re-running the downstream graph from the golden layer output reproduces the golden logits.
+        sink = {0: Sink.empty(len(golden_out))}
+        downstream.run(program, golden_out[rows].clone(), Rows(rows, np.zeros(len(rows), int), np.zeros(len(rows), bool)),
+                       kept, sink, 0, skip_checks=True)
+        if not (sink[0].codes[: len(rows)] == Outcome.MASKED).all():
+            return "reference: re-running the graph from this layer does not reproduce the golden logits"
+        return mode
+
+
+def _stacking_is_exact(program: LayerProgram, fault: Fault, golden_in: torch.Tensor, golden_out: torch.Tensor,
+                       first: slice, rows: torch.Tensor) -> bool:
+    """(a) a few output channels computed alone, or stacked, equal those channels of the full layer (on
+    the first golden batch; every stacked conv of the campaign re-checks this on all its images through
+    a golden witness channel), and (b) the full layer with the faulty weight changes only that weight's
+    output channel, which equals the channel computed alone."""
+    o = fault.index[0]
+    channels = sorted({0, o, golden_out.shape[1] - 1})
+    sample_in, sample_out = golden_in[first], golden_out[first]
+    with torch.no_grad():
+        ok = all(same_bits(channel_outputs(program, sample_in, [(c, None)])[:, 0], sample_out[:, c]) for c in channels)
+        stacked = channel_outputs(program, sample_in, [(c, None) for c in channels])
+        ok = ok and all(same_bits(stacked[:, k], sample_out[:, c]) for k, c in enumerate(channels))
+        weight = program.module.weight.detach()
+        faulty_weight = weight.clone()
+        faulty_weight[fault.index] = corrupt(weight[fault.index], fault.bits, fault.kind)
+        full = torch.func.functional_call(program.module, {"weight": faulty_weight}, (golden_in[rows],))
+        others = torch.ones(full.shape[1], dtype=torch.bool)
+        others[o] = False
+        ok = ok and same_bits(full[:, others], golden_out[rows][:, others])
+        alone = channel_outputs(program, golden_in[rows], [(o, fault)])[:, 0]
+        return ok and same_bits(full[:, o], alone)

@@ -1,0 +1,233 @@
+"""The processes executor (``--workers N``): one worker process per core, one thread each, on this machine.
+
+Workers are not forked from the campaign's process (a fork after torch's thread pools have started
+can deadlock) but from a fork server: a fresh interpreter that imports torch and the engines once,
+before any thread pool exists, and forks every worker from there (importing torch costs ~4 s of CPU
+per process here: paid once instead of once per worker). Where a platform has no fork server,
+workers are spawned. They start, from a background thread, as soon as a campaign knows it has
+work, so that their start-up overlaps the parent's golden run. Preparing them, the parent starts
+its engine once (start-up checks, and the golden maps of the selection filled straight into shared
+memory on one Python thread per idle worker core); every task carries that setup by reference
+(shared tensors travel as handles, not copies), and a worker builds its engine from it on its first
+task. A worker that dies takes the pool with it: a new pool runs the unfinished tasks again.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from collections import Counter, deque
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+
+import torch
+
+from faultzoo.campaign import sharedmem
+from faultzoo.campaign.engines import Engine
+from faultzoo.campaign.executors.base import MAX_ATTEMPTS, Commit, Executor
+from faultzoo.campaign.golden import GoldenRun
+from faultzoo.campaign.plan import CampaignPlan, Task
+from faultzoo.campaign.worker import Inputs, WorkerSetup, run_task
+from faultzoo.exceptions import FaultzooError
+
+__all__ = ["ProcessesExecutor"]
+
+_logger = logging.getLogger(__name__)
+
+
+class ProcessesExecutor(Executor):
+    """``workers`` single-threaded processes on this machine, reading the inputs from shared memory."""
+
+    name = "processes"
+    single_threaded = True
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise FaultzooError(f"workers must be >= 1, got {workers} (--workers).")
+        self.workers = workers
+        self._pool: _Pool | None = None
+        self._setup: WorkerSetup | None = None
+        self._engine_description: dict = {}
+        self.restarts = 0  # pools replaced after a worker died
+
+    def check(self, plan: CampaignPlan) -> None:
+        """Workers read the model and the images from shared memory: refuse, before any compute, a
+        machine whose shared memory cannot hold them (writing past its end is a SIGBUS, not an error)."""
+        if torch.device(plan.spec.device).type != "cpu":
+            raise FaultzooError(f"--workers {self.workers} is for CPUs; on {plan.spec.device} use --workers 1 "
+                                f"(one process drives the GPU).")
+        needed = plan.selection.x.nbytes + sum(p.nbytes for p in plan.model.state_dict().values())
+        if not sharedmem.fits_in_shared_memory(needed):
+            raise FaultzooError(
+                f"--workers {self.workers} shares the images and the model with its worker processes "
+                f"({needed >> 20} MB), but /dev/shm has only {(sharedmem.shared_memory_free() or 0) >> 20} MB free: "
+                f"use --workers 1, fewer images (--limit), or give the machine more shared memory "
+                f"(e.g. docker run --shm-size=2g).")
+
+    def start(self) -> None:
+        if self._pool is None:
+            self._pool = _Pool(self.workers)
+
+    def prepare(self, setup: WorkerSetup, engine: Engine) -> None:
+        inputs = setup.inputs
+        if inputs is None:
+            raise ValueError("the processes executor shares the driver's inputs: setup.inputs is required")
+        # The workers' cores are idle until their first task: start the engine on as many threads.
+        state = engine.export_state(threads=self.workers)
+        # Shared copies: moving a tensor's storage to shared memory in place would leave dangling any
+        # numpy view of it (the parent keeps using x and the golden run).
+        golden = inputs.golden
+        shared = Inputs(inputs.model.cpu().share_memory(), sharedmem.share(inputs.x.cpu().clone()),
+                        GoldenRun(sharedmem.share(golden.logits.cpu().clone()),
+                                  sharedmem.share(golden.labels.cpu().clone()), golden.batch_size))
+        options = {**setup.options, **({"prepared": state} if state is not None else {})}
+        self._setup = replace(setup, inputs=shared, recipe=None, options=options, threads=1)
+
+    def run(self, tasks: Sequence[Task], commit: Commit) -> dict:
+        if self._setup is None:
+            raise RuntimeError("prepare() before run()")
+        self.start()
+        queue, attempts = deque(tasks), Counter()
+        while True:
+            broken, lost = self._run_on_pool(queue, commit)
+            if not broken:
+                return {**self._engine_description, **self.describe()}
+            self._restart(lost, attempts)
+            queue.extendleft(reversed(lost))
+
+    def _run_on_pool(self, queue: deque[Task], commit: Commit) -> tuple[bool, list[Task]]:
+        """Run queued tasks on the current pool until none is left or the pool broke (a worker died);
+        returns whether it broke and the tasks it lost."""
+        pool = self._pool.ready()
+        running: dict[Future, Task] = {}
+        broken, lost = False, []
+        try:
+            while (queue and not broken) or running:
+                while queue and not broken and len(running) < 2 * self.workers:
+                    try:
+                        running[pool.submit(run_task, self._setup, queue[0])] = queue[0]
+                        queue.popleft()
+                    except BrokenProcessPool:
+                        broken = True
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = running.pop(future)
+                    try:
+                        output = future.result()
+                    except BrokenProcessPool:  # every unfinished task of a broken pool ends so
+                        broken = True
+                        lost.append(task)
+                        continue
+                    self._engine_description = output.engine
+                    commit(output)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+        return broken, lost
+
+    def _restart(self, lost: list[Task], attempts: Counter) -> None:
+        """Replace a broken pool, unless the same task (or the start-up itself) keeps killing workers."""
+        for key in [task.index for task in lost] or ["start-up"]:
+            attempts[key] += 1
+            if attempts[key] >= MAX_ATTEMPTS:
+                what = f"task {key}" if key != "start-up" else "their start-up"
+                raise FaultzooError(
+                    f"Worker processes died {attempts[key]} times while running {what}: too little memory? "
+                    f"Results so far are saved; re-run with fewer --workers or fewer images (--limit) to resume.")
+        self.restarts += 1
+        _logger.warning("a worker process died: running %d unfinished task(s) again on a new pool", len(lost))
+        self._pool.close()
+        self._pool = _Pool(self.workers)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current pool's workers that have started (for monitoring)."""
+        return self._pool.pids() if self._pool is not None else []
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "restarts": self.restarts}
+
+
+class _Pool:
+    """A ProcessPoolExecutor whose workers all start now, from a background thread."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.executor = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker)
+        # The executor starts a process per submitted call while none is idle: start them all now, from
+        # a thread, since starting a process waits for the fork server's imports.
+        self._warm_up: list = []
+        self._starter = threading.Thread(target=self._start_all, daemon=True)
+        self._starter.start()
+
+    def _start_all(self) -> None:
+        try:
+            self._warm_up.extend(self.executor.submit(_warm_up) for _ in range(self.workers))
+        except BaseException as exc:  # surfaced by ready()
+            self._warm_up.append(exc)
+
+    def ready(self) -> ProcessPoolExecutor:
+        """The executor, once every worker has started (raises what kept one from starting)."""
+        self._starter.join()
+        for started in self._warm_up:
+            if isinstance(started, BaseException):
+                raise started
+            try:
+                started.result()
+            except BrokenProcessPool:
+                break  # a worker died already: the caller's first task finds out and restarts the pool
+        return self.executor
+
+    def pids(self) -> list[int]:
+        return [f.result() for f in list(self._warm_up) if isinstance(f, Future) and f.done() and not f.exception()]
+
+    def close(self) -> None:
+        self._starter.join()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+_PRELOAD = ["torch", "faultzoo.campaign.worker", "faultzoo.campaign.engines.fast"]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)  # no effect once this process's fork server runs
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+# ---------------------------------------------------------------- in the worker processes
+def _start_worker() -> None:
+    torch.set_num_threads(1)  # one process per core beats threads on small convolutions (measured)
+    # A parent killed with SIGKILL cannot stop its workers, and they would wait for tasks forever
+    # (each holds the task queue's write end, so it never reads end-of-file): leave when orphaned.
+    # Not by watching os.getppid(): a fork server's children have the fork server as parent, and it
+    # stays alive as long as they do (they hold its "alive" pipe). multiprocessing gives every child a
+    # sentinel that becomes ready when the process that started it is gone.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_gone, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_when_gone(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
+def _warm_up() -> int:
+    from faultzoo.campaign import worker  # noqa: F401  (import torch.fx and the engines now)
+
+    return os.getpid()

@@ -1,0 +1,165 @@
+"""A campaign's plan, built once: loaded and validated inputs, identity, provenance, and tasks.
+
+Everything that could make a campaign fail is checked here, before any compute: model id and
+weights, the fault list against the model, the data against the model. Tasks group pending
+faults of one layer (the fast engine stacks them) with their estimated cost.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+from faultzoo.campaign.numerics import versions
+from faultzoo.campaign.spec import CampaignSpec, campaign_identity
+from faultzoo.exceptions import DatasetError
+from faultzoo.faults import Fault, FaultList, read_fault_list, validate
+
+__all__ = ["CampaignPlan", "Task", "build_plan", "load_images", "load_model", "make_tasks", "plan_tasks", "subset"]
+
+
+@dataclass
+class CampaignPlan:
+    """The loaded inputs of one campaign, with the identity its store checks and its provenance."""
+
+    spec: CampaignSpec
+    model: nn.Module
+    fault_list: FaultList
+    selection: object  # faultzoo.data.DataSelection
+    identity: dict
+    provenance: dict
+
+
+@dataclass(frozen=True)
+class Task:
+    """Faults computed and committed together: (fault id, fault) pairs, mostly of one layer."""
+
+    index: int
+    faults: tuple[tuple[int, Fault], ...]
+    cost: float  # estimated work, in the engine's units
+
+    @property
+    def fault_ids(self) -> tuple[int, ...]:
+        return tuple(fid for fid, _ in self.faults)
+
+
+def load_model(spec: CampaignSpec, *, progress: bool = False) -> nn.Module:
+    from faultzoo.zoo import get_model
+
+    return get_model(spec.model_id, weights=spec.weights, progress=progress)
+
+
+def load_images(spec: CampaignSpec):
+    """The campaign's data selection (images preprocessed, labels)."""
+    from faultzoo.data import load_selection
+    from faultzoo.zoo import model_info
+
+    dataset = model_info(spec.model_id).dataset
+    return load_selection(spec.data or dataset, dataset=dataset, limit=spec.limit, per_class=spec.per_class,
+                          root=spec.data_root, download=spec.download)
+
+
+def build_plan(spec: CampaignSpec, *, numerics: dict) -> CampaignPlan:
+    """Load and validate every input of ``spec`` (raising FaultzooError subclasses before any compute)."""
+    from faultzoo.zoo import model_info
+
+    info = model_info(spec.model_id)
+    model = load_model(spec, progress=True)
+    fault_list = _select_faults(spec, model)
+    selection = load_images(spec)
+    if int(selection.y.max()) >= info.num_classes:
+        raise DatasetError(f"Data {selection.source} has label {int(selection.y.max())}; model {spec.model_id} has "
+                           f"{info.num_classes} classes.")
+    identity = campaign_identity(spec, weights_sha256=model.faultzoo.state_sha256,
+                                 fault_list_sha256=fault_list.fingerprint(), faults=len(fault_list),
+                                 data_sha256=selection.fingerprint(), images=len(selection.y))
+    provenance = {
+        "model": {**info.to_dict(), "provenance": model.faultzoo.to_dict()},
+        "fault_list": {"sha256": fault_list.fingerprint(), "source": fault_list.meta.source_file,
+                       "meta": fault_list.meta.to_dict(), "faults": len(fault_list)},
+        "data": selection.describe(),
+        "numerics": numerics,
+        "versions": versions(),
+        "platform": platform.platform(),
+    }
+    return CampaignPlan(spec, model, fault_list, selection, identity, provenance)
+
+
+def _select_faults(spec: CampaignSpec, model: nn.Module) -> FaultList:
+    if isinstance(spec.faults, FaultList):
+        fault_list = spec.faults
+        validate(fault_list, model)
+    else:
+        fault_list = read_fault_list(spec.faults, model, model_id=spec.model_id)  # validates against the model
+    if spec.fault_limit is not None:
+        fault_list = fault_list[:spec.fault_limit]
+    if spec.fault_sample is not None and spec.fault_sample < len(fault_list):
+        chosen = random.Random(spec.fault_seed).sample(range(len(fault_list)), spec.fault_sample)
+        fault_list = subset(fault_list, sorted(chosen))
+    return fault_list
+
+
+def subset(fault_list: FaultList, positions: Sequence[int]) -> FaultList:
+    """The faults at ``positions``, keeping their Injection ids and extra columns."""
+    return FaultList(tuple(fault_list[i] for i in positions), fault_list.meta,
+                     tuple(fault_list.id_of(i) for i in positions),
+                     {k: tuple(v[i] for i in positions) for k, v in fault_list.extra.items()},
+                     tuple(fault_list.lines[i] for i in positions) if fault_list.lines is not None else None)
+
+
+# ---------------------------------------------------------------------------- tasks
+_TASK_MAX_FAULTS = 128  # a task is committed as a whole: keep what an interruption loses small
+
+
+def make_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
+               size: int | None = None) -> list[Task]:
+    """The pending faults as tasks (see :func:`plan_tasks`), each with its estimated cost."""
+    groups = [ids for ids in plan_tasks(fault_list, pending, cost, parallel=parallel, size=size) if ids]
+    return [Task(k, tuple((i, fault_list[i]) for i in ids), sum(cost(fault_list[i]) for i in ids))
+            for k, ids in enumerate(groups)]
+
+
+def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
+               size: int | None = None) -> list[list[int]]:
+    """Group pending faults into tasks: a layer's faults together (the fast engine stacks them), tasks of
+    about equal estimated work (``cost`` per fault), the heaviest first and the last ones halved, so
+    that no worker is left alone with a long task at the end. ``size`` fixes the number of faults per
+    task instead."""
+    ordered = sorted(pending, key=lambda i: (fault_list[i].param, i))
+    weights = {i: cost(fault_list[i]) for i in ordered}
+    if size:
+        tasks = [ordered[s: s + size] for s in range(0, len(ordered), size)]
+    else:
+        # Enough tasks per worker to balance and to commit often.
+        target = sum(weights.values()) / max(1, 6 * parallel)
+        tasks, load = [[]], 0.0
+        for i in ordered:
+            if tasks[-1] and (load + weights[i] > target or len(tasks[-1]) >= _TASK_MAX_FAULTS):
+                tasks.append([])
+                load = 0.0
+            tasks[-1].append(i)
+            load += weights[i]
+    if parallel > 1:
+        def load_of(task: list[int]) -> float:
+            return sum(weights[i] for i in task)
+
+        tasks.sort(key=load_of, reverse=True)
+        # At the end one worker runs alone for about half a task: halve the last tasks to shorten that.
+        head, tail = tasks[: -2 * parallel], tasks[-2 * parallel:]
+        tasks = head + sorted((half for task in tail for half in _halves(task, weights) if half), key=load_of,
+                              reverse=True)
+    return tasks
+
+
+def _halves(task: list[int], weights: dict[int, float]) -> tuple[list[int], list[int]]:
+    """Split a task where its cumulative work first reaches half of the total."""
+    total, running = sum(weights[i] for i in task), 0.0
+    for k, i in enumerate(task):
+        running += weights[i]
+        if running >= total / 2:
+            return task[: k + 1], task[k + 1:]
+    return task, []

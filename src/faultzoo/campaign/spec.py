@@ -1,0 +1,125 @@
+"""What a campaign is: a frozen CampaignSpec, and the identity a result store checks on resume.
+
+The spec says what to compute (model, weights, fault list, data selection, numerics, engine, batch
+size), never how or where: the executor (in-process, local processes, Dask) is chosen separately
+and does not change a single result. The identity is the part of the spec, resolved against the
+loaded inputs (hashes of weights, fault list and images), that decides every outcome bit: a store
+written under one identity refuses to be resumed under another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+
+from faultzoo.exceptions import FaultzooError
+from faultzoo.faults import FaultList
+
+__all__ = ["CampaignSpec", "campaign_identity", "identity_token"]
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A campaign as the user asked for it (see :func:`faultzoo.campaign.run_campaign` for each field)."""
+
+    # what is injected into
+    model_id: str
+    faults: str | os.PathLike | FaultList = field(repr=False)
+    weights: object = "default"  # "default", None (untrained), a checkpoint path or a Weights descriptor
+    # which faults
+    fault_limit: int | None = None
+    fault_sample: int | None = None
+    fault_seed: int = 0
+    # which images
+    data: str | None = None
+    data_root: str | os.PathLike | None = None
+    limit: int | None = None
+    per_class: int | None = None
+    download: bool = False
+    # numerics
+    device: str = "cpu"
+    tf32: bool = False
+    threads: int | None = None
+    batch_size: int = 128
+    # how outcomes are computed (never what they are) and what is kept of them
+    engine: str = "fast"
+    engine_options: tuple[tuple[str, object], ...] = ()
+    task_size: int | None = None
+    keep_outcomes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2:
+            raise FaultzooError(f"batch_size must be >= 2 (a batch of one row changes the numerics), got "
+                                f"{self.batch_size} (--batch-size).")
+        if isinstance(self.engine_options, dict):  # accepted for convenience, stored immutable
+            object.__setattr__(self, "engine_options", tuple(sorted(self.engine_options.items())))
+
+    @property
+    def options(self) -> dict:
+        """The engine options as a dict."""
+        return dict(self.engine_options)
+
+    def portable(self) -> CampaignSpec:
+        """The same spec with every path made absolute, so that a process elsewhere (another working
+        directory, another node of a cluster with shared storage) loads the same files."""
+        from faultzoo.data import default_data_root, list_datasets
+
+        changes = {}
+        if isinstance(self.weights, (str, os.PathLike)) and self.weights != "default":
+            changes["weights"] = _absolute(self.weights)
+        if self.data is not None and str(self.data) not in list_datasets():
+            changes["data"] = _absolute(self.data)
+        else:
+            changes["data_root"] = _absolute(self.data_root if self.data_root is not None else default_data_root())
+        if not isinstance(self.faults, FaultList):
+            changes["faults"] = _absolute(self.faults)
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-able fields (the fault list as its source path, or its fingerprint when given as an object)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, FaultList):
+                value = f"FaultList sha256 {value.fingerprint()}"
+            elif isinstance(value, os.PathLike):
+                value = str(value)
+            elif f.name == "engine_options":
+                value = {k: repr(v) if not isinstance(v, (int, float, str, bool, type(None))) else v for k, v in value}
+            out[f.name] = value
+        return out
+
+
+def _absolute(path: str | os.PathLike) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha256: str, faults: int,
+                      data_sha256: str, images: int) -> dict:
+    """The fields a result store checks on resume: everything that decides an outcome bit, nothing else
+    (not the executor, the workers, the engine or the paths files were read from)."""
+    return {
+        "model_id": spec.model_id,
+        "weights_state_sha256": weights_sha256,
+        "fault_list_sha256": fault_list_sha256,
+        "faults": faults,
+        "data_sha256": data_sha256,
+        "images": images,
+        "batch_size": spec.batch_size,
+        "device": torch.device(spec.device).type,
+        "dtype": "float32",
+        "tf32": spec.tf32,
+        "torch": torch.__version__,
+    }
+
+
+def identity_token(identity: dict, spec: CampaignSpec) -> str:
+    """A short key for one campaign's worker state: its identity plus how its engine is configured."""
+    payload = json.dumps({"identity": identity, "engine": spec.engine, "options": spec.to_dict()["engine_options"]},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,194 @@
+"""The worker side of every executor: build a campaign's engine once per process, then run tasks on it.
+
+A :class:`WorkerSetup` says how to build the engine. Its inputs are either live tensors (the driver's
+own, or shared-memory handles for local worker processes) or a :class:`Recipe` with which a process
+elsewhere (a Dask worker) loads the model and the images itself, checks them against the campaign's
+identity, and reproduces the driver's golden run bit for bit before it computes anything.
+A worker returns finished :class:`~faultzoo.campaign.store.FaultResult` rows; only the driver writes
+the store.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from faultzoo.campaign.engines import Engine, make_engine
+from faultzoo.campaign.golden import GoldenRun, golden_run
+from faultzoo.campaign.numerics import numerics_settings
+from faultzoo.campaign.outcome import Classified, Outcome
+from faultzoo.campaign.plan import Task, load_images, load_model
+from faultzoo.campaign.spec import CampaignSpec
+from faultzoo.campaign.store import FaultResult
+from faultzoo.exceptions import CampaignMismatchError, ExactnessError
+
+__all__ = ["Inputs", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "prepare", "run_task",
+           "worker_name"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The model, images and golden run themselves."""
+
+    model: nn.Module
+    x: torch.Tensor
+    golden: GoldenRun
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a process elsewhere gets the campaign's inputs: the spec (paths made absolute), the identity
+    they must match, and the driver's golden logits (as a hash) that it must reproduce."""
+
+    spec: CampaignSpec
+    identity: dict
+    golden_sha256: str
+    state: dict | None = field(default=None, repr=False)  # weights no file holds (an untrained model)
+
+    def load(self) -> Inputs:
+        spec, where = self.spec, f"worker {worker_name()}"
+        numerics_settings(torch.device(spec.device), tf32=spec.tf32, threads=None)
+        from faultzoo.zoo import get_model, state_sha256
+
+        if self.state is not None:
+            model = get_model(spec.model_id, weights=None)
+            model.load_state_dict(self.state)
+        else:
+            model = load_model(spec)
+
+        if state_sha256(model) != self.identity["weights_state_sha256"]:
+            raise CampaignMismatchError(
+                f"{where} loaded other weights for {spec.model_id} (weights={spec.weights!r}) than the driver: "
+                f"put the checkpoint and FAULTZOO_HOME (the weights cache) on storage every node sees.")
+        selection = load_images(spec)
+        if selection.fingerprint() != self.identity["data_sha256"]:
+            raise CampaignMismatchError(
+                f"{where} loaded other images than the driver (data={spec.data!r}, root={spec.data_root!r}): "
+                f"put the data on storage every node sees, at the same path.")
+        device = torch.device(spec.device)
+        model, x, y = model.to(device), selection.x.to(device), selection.y.to(device)
+        golden = golden_run(model, x, y, batch_size=spec.batch_size)
+        if logits_sha256(golden.logits) != self.golden_sha256:
+            raise ExactnessError(
+                f"{where} computes other fault-free logits than the driver (torch {torch.__version__}, "
+                f"{torch.get_num_threads()} threads): outcomes would not be comparable. Run every worker with the "
+                f"driver's torch version on the same kind of CPU.")
+        return Inputs(model, x, golden)
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Everything a worker needs to build the engine of one campaign (``token`` names it)."""
+
+    token: str
+    engine: str
+    batch_size: int
+    params: tuple[str, ...]
+    options: dict  # engine options, including a twin's ``prepared`` state where one was exported
+    keep_outcomes: bool
+    threads: int | None  # intra-op threads in the worker (None: leave the process's setting)
+    inputs: Inputs | None = field(default=None, repr=False)  # live tensors (this machine)
+    recipe: Recipe | None = field(default=None, repr=False)  # or how to load them (any machine)
+
+    def load(self) -> Inputs:
+        if self.inputs is not None:
+            return self.inputs
+        if self.recipe is None:
+            raise ValueError("a WorkerSetup needs inputs or a recipe")
+        return self.recipe.load()
+
+
+@dataclass
+class TaskOutput:
+    """A finished task: one result row per fault, its compute time, the engine's description, where it ran."""
+
+    task: int
+    results: list[FaultResult]
+    seconds: float
+    engine: dict
+    worker: str
+
+
+def logits_sha256(logits: torch.Tensor) -> str:
+    """sha256 of the exact bytes of a logits tensor."""
+    return hashlib.sha256(logits.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# ---------------------------------------------------------------------------- in the worker process
+_ENGINES: dict[str, tuple[Engine, np.ndarray]] = {}  # token -> (engine, labels); one campaign at a time
+_LOCK = threading.Lock()  # a Dask worker with several threads prepares once
+
+
+def _engine_for(setup: WorkerSetup) -> tuple[Engine, np.ndarray]:
+    with _LOCK:
+        if setup.token not in _ENGINES:
+            _ENGINES.clear()  # another campaign's engine: free it
+            _undo_malloc_trimming()
+            if setup.threads:
+                torch.set_num_threads(setup.threads)
+            inputs = setup.load()
+            engine = make_engine(setup.engine, inputs.model, inputs.x, inputs.golden, batch_size=setup.batch_size,
+                                 params=setup.params, **setup.options)
+            engine.start()
+            _ENGINES[setup.token] = (engine, inputs.golden.labels.cpu().numpy().copy())
+        return _ENGINES[setup.token]
+
+
+def _undo_malloc_trimming() -> None:
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set (64 KiB): glibc then hands memory back to
+    the system on every free of a large tensor and takes page faults on the next allocation (the fast
+    engine ran 3.5x slower so here). Give glibc back thresholds like those it adapts to by itself."""
+    if not os.environ.get("MALLOC_TRIM_THRESHOLD_") or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's own ceiling for its adaptive threshold
+    libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+
+
+def prepare(setup: WorkerSetup) -> str:
+    """Build this process's engine for the campaign now (model, images, golden maps, checks)."""
+    _engine_for(setup)
+    return worker_name()
+
+
+def run_task(setup: WorkerSetup, task: Task) -> TaskOutput:
+    """Run one task in this process (building the campaign's engine on first use)."""
+    engine, labels = _engine_for(setup)
+    return evaluate(engine, task, labels, keep_outcomes=setup.keep_outcomes)
+
+
+def evaluate(engine: Engine, task: Task, labels: np.ndarray, *, keep_outcomes: bool) -> TaskOutput:
+    """Run one task on an engine and turn its outcomes into result rows."""
+    start = time.perf_counter()
+    outcomes = engine.run(task.faults)
+    seconds = time.perf_counter() - start
+    per_fault = seconds / max(1, len(outcomes))
+    results = [_to_result(fid, outcomes[fid], labels, per_fault, keep_outcomes) for fid in sorted(outcomes)]
+    return TaskOutput(task.index, results, seconds, engine.describe(), worker_name())
+
+
+def _to_result(fid: int, c: Classified, labels: np.ndarray, seconds: float, keep: bool) -> FaultResult:
+    counts = np.bincount(c.codes, minlength=3)
+    return FaultResult(fid, len(c.codes), int(counts[Outcome.MASKED]), int(counts[Outcome.NON_CRITICAL]),
+                       int(counts[Outcome.CRITICAL]), int(c.nonfinite.sum()), int((c.top1 == labels).sum()),
+                       seconds, c.codes.copy() if keep else None)
