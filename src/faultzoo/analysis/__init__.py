@@ -19,10 +19,10 @@ from faultzoo.analysis.load import FaultTable, Results, load_results
 from faultzoo.analysis.plan import Plan, VarianceComponents, plan_campaign, variance_components, write_image_sample
 from faultzoo.analysis.quality import Finding, QualityReport, check_quality
 from faultzoo.analysis.report import Report, write_report
-from faultzoo.analysis.stats import Estimate, paired_difference, rate_from_counts, wilson
+from faultzoo.analysis.stats import Estimate, paired_difference, rate_from_counts, rate_from_outcomes, wilson
 
 __all__ = [
     "Estimate", "Estimates", "FaultTable", "Finding", "GroupEstimate", "Plan", "QualityReport", "Report", "Results",
     "VarianceComponents", "check_quality", "estimate", "load_results", "paired_difference", "plan_campaign",
-    "rate_from_counts", "variance_components", "wilson", "write_image_sample", "write_report",
+    "rate_from_counts", "rate_from_outcomes", "variance_components", "wilson", "write_image_sample", "write_report",
 ]

@@ -21,8 +21,8 @@ import numpy as np
 
 from faultzoo.exceptions import AnalysisError
 
-__all__ = ["Estimate", "cell_variance", "image_variance", "paired_difference", "rate_from_counts", "wilson",
-           "z_value"]
+__all__ = ["Estimate", "cell_variance", "image_variance", "paired_difference", "rate_from_counts",
+           "rate_from_outcomes", "wilson", "z_value"]
 
 
 def z_value(confidence: float) -> float:
@@ -307,6 +307,30 @@ def overall_fpc(stats: CellStats) -> float:
     if not np.isfinite(sizes).all() or sizes.sum() <= 0:
         return 1.0
     return float(max(0.0, 1.0 - stats.counts[present].sum() / sizes.sum()))
+
+
+def rate_from_outcomes(outcomes, *, confidence: float = 0.99, population: int | None = None,
+                       test_size: int | None = None, strata=None, stratum_sizes=None,
+                       method: str = "wilson") -> Estimate:
+    """Inference-level rate from a 0/1 faults x images table (every fault on the same images).
+
+    As :func:`rate_from_counts`, plus the image component when the m images are a sample of a test
+    set of ``test_size`` images (None: a large one; ``test_size == m``: the whole set, no component).
+    """
+    table = np.asarray(outcomes, dtype=np.float64)
+    if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] == 0:
+        raise AnalysisError(f"outcomes must be a non-empty faults x images table, found shape {table.shape}.")
+    y = table.mean(axis=1)
+    codes, k = _cell_index(strata, y.size)
+    if strata is None and population is not None:
+        stratum_sizes = [population]
+    stats = cell_stats(y, codes, k, stratum_sizes)
+    value = float(np.nansum(stats.weights * np.nan_to_num(stats.means)))
+    census = bool(np.isfinite(stats.sizes).all() and (stats.counts >= stats.sizes).all())
+    return interval(value, cell_variance(stats), image_variance(table, codes, stats, test_size), faults=int(y.size),
+                    confidence=confidence, census=census, max_n_eff=float(table.size), method=method,
+                    population=float(stats.sizes.sum()) if np.isfinite(stats.sizes).all() else None,
+                    rare=rare_faults(y), fpc=overall_fpc(stats))
 
 
 def paired_difference(events_a, n_a, events_b, n_b, *, confidence: float = 0.99, population: int | None = None,
