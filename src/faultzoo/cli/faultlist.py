@@ -221,9 +221,13 @@ def generate(
              "prior": prior, "max_faults": max_faults}
     options = _design_options(design, given)
     if "prior" in options:
+        from faultzoo.exceptions import FaultError
         from faultzoo.faults.sampling import parse_prior
 
-        options["prior"] = parse_prior(prior)
+        try:
+            options["prior"] = parse_prior(prior)
+        except FaultError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--prior") from None
     model = _load_model(model_id)
     options.update(model_id=model_id, weights_sha256=_weights_sha256(model_id))
     fault_list = make_fault_list(model, design.value, **options)
