@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,3 +323,68 @@ def test_engines_come_from_a_registry():
     assert engine_entry("fast").default_options(2)["memory_budget"] >= 1 << 30
     with pytest.raises(FaultzooError, match=r"Unknown engine 'fastt'.*fast, reference.*Did you mean 'fast'"):
         engine_entry("fastt")
+
+
+# ------------------------------------------------------------------ the campaign wing's import graph
+CAMPAIGN = Path(__file__).resolve().parents[2] / "src" / "faultzoo" / "campaign"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(CAMPAIGN.parents[1]).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def campaign_imports() -> dict[str, set[str]]:
+    """Module -> campaign modules it imports, at the top or inside functions (a lazy import that closes a
+    loop is still a loop); ``from package import submodule`` counts as importing the submodule."""
+    modules = {_module_name(p): p for p in CAMPAIGN.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = {f"{node.module}.{alias.name}" for alias in node.names} & modules.keys()
+                edges |= subs if subs else {node.module}
+                if len(subs) < len(node.names):
+                    edges.add(node.module)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def test_campaign_modules_import_no_module_that_imports_them_back():
+    graph = campaign_imports()
+    assert "faultzoo.campaign.sharedmem" in graph["faultzoo.campaign.engines.fast_golden"]
+    assert "faultzoo.campaign.sharedmem" in graph["faultzoo.campaign.executors.processes"]
+    assert graph["faultzoo.campaign.sharedmem"] == set()
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            assert state.get(target) != "open", f"import cycle: {' -> '.join(path + [module, target])}"
+            if target not in state:
+                visit(target, path + [module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+    # The engines know nothing of where they run.
+    engines = [m for m in graph if m.startswith("faultzoo.campaign.engines")]
+    assert not {t for m in engines for t in graph[m]} & {m for m in graph if ".executors" in m or m.endswith(".worker")}
+
+
+def test_each_campaign_module_imports_first_in_a_fresh_interpreter():
+    """Each module imported on its own (faultzoo not imported yet), as a worker process would."""
+    names = sorted(campaign_imports())
+    script = ("import importlib, sys, torch\n"
+              f"for name in {names!r}:\n"
+              "    for loaded in [m for m in sys.modules if m == 'faultzoo' or m.startswith('faultzoo.')]:\n"
+              "        del sys.modules[loaded]\n"
+              "    importlib.import_module(name)\n"
+              "print('ok', len(" f"{names!r}" "))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(CAMPAIGN.parents[1])})
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-3000:]

@@ -20,7 +20,11 @@ Examples:
 
   faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --fault-sample 300 --data test.npz --workers 2 -o rn20-run
 
-Re-running the same command resumes an interrupted campaign.
+  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data test.npz --dask local:2 -o rn20-run
+
+  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data /shared/test.npz --dask scheduler.json -o rn20-run
+
+Re-running the same command resumes an interrupted campaign, with any of --workers or --dask.
 """
 
 
@@ -37,7 +41,10 @@ def campaign(
     fault_sample: Annotated[int | None, typer.Option("--fault-sample", min=1, help="A seeded random subset of N faults.")] = None,
     fault_seed: Annotated[int, typer.Option("--fault-seed", help="Seed of --fault-sample.")] = 0,
     engine: Annotated[str, typer.Option("--engine", help="fast (default) or reference: identical outcomes.")] = "fast",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (1 thread each).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes on this machine (1 thread each).")] = 1,
+    dask: Annotated[str | None, typer.Option(
+        "--dask", help="Run on Dask: local:N (N processes here), tcp://HOST:PORT or a scheduler file (JSON) of a "
+                       "running cluster, e.g. a SLURMCluster; every worker must see the weights and data.")] = None,
     batch_size: BatchOpt = 128,
     keep_outcomes: Annotated[bool, typer.Option("--keep-outcomes", help="Also store each image's outcome (outcomes.npy).")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda[:i].")] = "cpu",
@@ -46,11 +53,22 @@ def campaign(
 ) -> None:
     """Run a campaign: every fault x every selected image, classified masked / non-critical / critical."""
     from faultzoo.campaign import run_campaign
+    from faultzoo.campaign.engines import engine_names
+    from faultzoo.campaign.executors import parse_dask_target
+    from faultzoo.exceptions import FaultzooError
 
-    if engine not in ("fast", "reference"):
-        raise typer.BadParameter(f"{engine!r} is not one of fast, reference", param_hint="--engine")
+    if engine not in engine_names():
+        raise typer.BadParameter(f"{engine!r} is not one of {', '.join(engine_names())}", param_hint="--engine")
     if fault_limit is not None and fault_sample is not None:
         raise typer.BadParameter("use either --fault-limit or --fault-sample", param_hint="--fault-sample")
+    if dask is not None:
+        if workers > 1:
+            raise typer.BadParameter(f"use either --workers or --dask (e.g. --dask local:{workers})",
+                                     param_hint="--dask")
+        try:
+            parse_dask_target(dask)
+        except FaultzooError as exc:
+            raise typer.BadParameter(str(exc).removeprefix(f"--dask {dask!r}: "), param_hint="--dask") from None
     with progress_bar() as bar:
         task = bar.add_task(f"campaign {model_id}", total=None, rate="")
 
@@ -61,7 +79,7 @@ def campaign(
         result = run_campaign(
             model_id, faults, output=output, weights=weights_arg(weights), data=data, data_root=data_root, limit=limit,
             per_class=per_class, fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed,
-            engine=engine, workers=workers, batch_size=batch_size, keep_outcomes=keep_outcomes, device=device,
+            engine=engine, workers=workers, dask=dask, batch_size=batch_size, keep_outcomes=keep_outcomes, device=device,
             tf32=tf32, download=download, callbacks=[on_progress],
         )
     print_summary(result)

@@ -1,0 +1,197 @@
+"""One campaign, three executors (inline, local processes, Dask): identical results, and faults survived.
+
+cifar10/resnet20 with its real weights on real CIFAR-10 images, kept small (32 faults x 64 images).
+One Dask LocalCluster (2 single-thread worker processes, loopback only) serves the whole module
+and is closed at its end. Workers are killed for real (SIGKILL) in the middle of campaigns, and so
+is the driver; every run must end with the uninterrupted run's results, no fault missing or doubled.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faultzoo.campaign import run_campaign
+from faultzoo.campaign.executors import ProcessesExecutor, local_cluster
+from faultzoo.campaign.runner import STORE_NAME, subset
+from faultzoo.faults import dnn_benchmarks_fault_list, write_fault_list
+from tests.campaign.test_runner import (
+    _exports_present, _read_csv, _without_seconds, _worker_processes, cli_env, start_and_interrupt,
+)
+from tests.conftest import require_shared, shared_root
+
+MODEL = "cifar10/resnet20"
+SAMPLE, LIMIT, TASK = 32, 64, 4  # small tasks: a kill lands with most of the campaign still to run
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Offline weights for this module's fixtures, and for the Dask workers (they inherit it)."""
+    require_shared("mirror")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAULTZOO_HOME", str(tmp_path_factory.mktemp("faultzoo-home-executors")))
+        mp.setenv("FAULTZOO_OFFLINE", "1")
+        mp.setenv("FAULTZOO_MIRROR", str(shared_root() / "mirror"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def npz() -> Path:
+    return require_shared("datasets", "cifar10", "test-first1000-exact.npz")
+
+
+@pytest.fixture(scope="module")
+def fault_csv(env, tmp_path_factory) -> Path:
+    import faultzoo
+
+    full = dnn_benchmarks_fault_list(faultzoo.get_model(MODEL), model_id=MODEL)
+    chosen = subset(full, sorted(random.Random(2).sample(range(len(full)), SAMPLE)))
+    return write_fault_list(chosen, tmp_path_factory.mktemp("faults") / "rn20_FL.csv", format="torch")
+
+
+@pytest.fixture(scope="module")
+def cluster(env):
+    """One LocalCluster for the module (2 worker processes, loopback) and a client to watch it; closed at the end."""
+    from distributed import Client
+
+    with local_cluster(2) as cluster, Client(cluster, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+        yield cluster, client
+
+
+def campaign(fault_csv, npz, output, **overrides):
+    kwargs = dict(output=output, data=str(npz), limit=LIMIT, task_size=TASK, keep_outcomes=True)
+    return run_campaign(MODEL, fault_csv, **{**kwargs, **overrides})
+
+
+@pytest.fixture(scope="module")
+def baseline(env, fault_csv, npz, tmp_path_factory):
+    """The uninterrupted in-process run every other run is compared with."""
+    return campaign(fault_csv, npz, tmp_path_factory.mktemp("inline"))
+
+
+def assert_same_results(result, baseline) -> None:
+    assert result.complete
+    assert result.exports["upstream"].read_bytes() == baseline.exports["upstream"].read_bytes()
+    assert _without_seconds(_read_csv(result.exports["results"])) == \
+        _without_seconds(_read_csv(baseline.exports["results"]))
+    assert np.array_equal(np.load(result.exports["outcomes"]), np.load(baseline.exports["outcomes"]))
+
+
+def stored_once(store: Path) -> tuple[list[int], int]:
+    """Fault ids in the store, and the faults its runs say they recorded."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        ids = [row[0] for row in db.execute("SELECT fault_id FROM results ORDER BY fault_id")]
+        recorded = db.execute("SELECT SUM(faults_done) FROM runs").fetchone()[0]
+    finally:
+        db.close()
+    return ids, recorded
+
+
+# ------------------------------------------------------------------ identical results
+def test_inline_baseline(baseline):
+    assert baseline.complete and baseline.engine["executor"] == "inline" and baseline.engine["fallback"] is None
+
+
+def test_two_local_processes_give_identical_results(baseline, fault_csv, npz, tmp_path):
+    result = campaign(fault_csv, npz, tmp_path / "processes", workers=2)
+    assert result.engine["executor"] == "processes" and result.engine["workers"] == 2
+    assert_same_results(result, baseline)
+
+
+def test_dask_cluster_gives_identical_results(baseline, cluster, fault_csv, npz, tmp_path):
+    local, client = cluster
+    result = campaign(fault_csv, npz, tmp_path / "dask", dask=local.scheduler_address)
+    assert result.engine["executor"] == "dask" and result.engine["workers"] == 2
+    assert result.engine["fallback"] is None and result.engine["checks"]["graph_equals_eager"]
+    assert result.provenance["numerics"]["threads"] == 1
+    assert_same_results(result, baseline)
+    # Each worker built the campaign's engine once: both report the task count they ran, and the
+    # worker-side cache holds exactly one campaign.
+    cached = client.run(lambda: len(__import__("faultzoo.campaign.worker", fromlist=["_ENGINES"])._ENGINES))
+    assert sorted(cached.values()) == [1, 1]
+
+
+# ------------------------------------------------------------------ killed workers
+def test_a_dask_worker_killed_mid_campaign(baseline, cluster, fault_csv, npz, tmp_path):
+    local, client = cluster
+    killed: list[int] = []
+
+    def kill_a_busy_worker(progress) -> None:
+        if killed or progress.faults_done >= SAMPLE - 2 * TASK:
+            return
+        busy = [address for address, keys in client.processing().items() if keys] or list(client.processing())
+        pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    result = campaign(fault_csv, npz, tmp_path / "dask-killed", dask=local.scheduler_address,
+                      callbacks=[kill_a_busy_worker])
+    assert killed, "no worker was killed"
+    assert_same_results(result, baseline)
+    ids, recorded = stored_once(result.store_path)
+    assert ids == list(range(SAMPLE)) and recorded == SAMPLE  # none missing, none twice
+    client.wait_for_workers(2, timeout=120)  # the nanny restarts it: the cluster is whole again
+    assert killed[0] not in client.run(os.getpid).values()
+
+
+def test_a_worker_process_killed_mid_campaign(baseline, fault_csv, npz, tmp_path):
+    executor = ProcessesExecutor(2)
+    killed: list[int] = []
+
+    def kill_a_worker(progress) -> None:
+        if not killed and progress.faults_done < SAMPLE - 2 * TASK and executor.worker_pids():
+            killed.append(executor.worker_pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    result = campaign(fault_csv, npz, tmp_path / "processes-killed", executor=executor, callbacks=[kill_a_worker])
+    assert killed and result.engine["restarts"] >= 1
+    assert_same_results(result, baseline)
+    ids, recorded = stored_once(result.store_path)
+    assert ids == list(range(SAMPLE)) and recorded == SAMPLE
+
+
+# ------------------------------------------------------------------ killed driver, resumed with another executor
+def cli(fault_csv: Path, npz: Path, out: Path, executor: list[str]) -> list[str]:
+    return [sys.executable, "-c", "from faultzoo.cli import main; main()", "campaign", MODEL, "--faults",
+            str(fault_csv), "--data", str(npz), "--limit", str(LIMIT), "--keep-outcomes", *executor, "-o", str(out)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first, second", [
+    (["--dask", "local:2"], ["--workers", "1"]),
+    (["--workers", "2"], ["--dask", "CLUSTER"]),
+], ids=["dask-local-then-inline", "processes-then-dask"])
+def test_driver_killed_then_resumed_with_another_executor(baseline, cluster, fault_csv, npz, tmp_path, first, second):
+    local, _ = cluster
+    second = [local.scheduler_address if arg == "CLUSTER" else arg for arg in second]
+    out, store = tmp_path / "killed", tmp_path / "killed" / STORE_NAME
+    before = _worker_processes()
+    proc, seen = start_and_interrupt(cli(fault_csv, npz, out, first), store, SAMPLE, signal.SIGKILL,
+                                     tmp_path / "first.log")
+    assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 20
+    while _worker_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _worker_processes() - before, "worker processes outlived their killed driver"
+    ids, _ = stored_once(store)
+    assert seen <= len(ids) < SAMPLE and _exports_present(out) == []
+
+    resumed = subprocess.run(cli(fault_csv, npz, out, second), env=cli_env(), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    ids, recorded = stored_once(store)
+    assert ids == list(range(SAMPLE)) and recorded == SAMPLE
+    assert (out / "results_upstream.csv").read_bytes() == baseline.exports["upstream"].read_bytes()
+    assert _without_seconds(_read_csv(out / "results.csv")) == _without_seconds(_read_csv(baseline.exports["results"]))
+    assert np.array_equal(np.load(out / "outcomes.npy"), np.load(baseline.exports["outcomes"]))
