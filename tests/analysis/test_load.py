@@ -133,3 +133,18 @@ def test_faultzoo_csv_next_to_provenance(campaign_copy, tmp_path):
     assert res.kind == "faultzoo-csv" and res.model_id is None and res.provenance == {}
     with_prov = load_results(campaign_copy / "results.csv", check=False)
     assert with_prov.model_id == MODEL
+
+
+def test_store_without_its_faults_table_rebuilds_them_from_the_list(campaign_copy):
+    """Older stores keep only results: the fault rows come from the fault list the provenance names,
+    checked against the campaign's fingerprint."""
+    import sqlite3
+
+    full = load_results(campaign_copy, check=False)
+    for name in ("results.csv", "results_upstream.csv", "provenance.json", "outcomes.npy"):
+        (campaign_copy / name).unlink()
+    db = sqlite3.connect(campaign_copy / "campaign.sqlite")
+    db.execute("DROP TABLE IF EXISTS faults")
+    db.commit()
+    db.close()
+    _same_table(load_results(campaign_copy, check=False).table, full.table)

@@ -15,8 +15,6 @@ import logging
 import os
 import random
 import re
-import sqlite3
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,40 +356,46 @@ def _read_outcomes(path: Path, results: Results) -> None:
 
 
 def _read_store(path: Path) -> tuple[FaultTable, dict, np.ndarray | None]:
-    """Results of a campaign store, with the fault rows rebuilt from the fault list its provenance names."""
+    """Results of a campaign store (read-only), with their fault rows: stored beside the results
+    (schema 2), or rebuilt from the fault list the provenance names (older stores)."""
+    from faultzoo.campaign.store import ResultStore
+
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        try:
-            meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-            rows = db.execute("SELECT fault_id, n, masked, non_critical, critical, nonfinite, faulty_correct, "
-                              "seconds, outcomes FROM results ORDER BY fault_id").fetchall()
-            runs = [json.loads(r[0]) for r in db.execute("SELECT provenance FROM runs ORDER BY run_id")]
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
+        store = ResultStore.open_readonly(path)
+    except FaultzooError as exc:
         raise AnalysisError(f"{path} is not a readable faultzoo result store ({exc}).") from None
-    provenance = dict(meta.get("meta") or {})
-    provenance["identity"] = meta.get("identity") or {}
+    try:
+        identity, meta = store.identity or {}, store.meta or {}
+        stored = store.results()
+        faults = store.faults() if hasattr(store, "faults") else []
+        runs = store.runs()
+    finally:
+        store.close()
+    provenance = dict(meta)
+    provenance["identity"] = identity
     if runs:
-        provenance.setdefault("workers", runs[-1].get("workers"))
-        provenance.setdefault("engine", {"engine": runs[-1].get("engine")})
-    if not rows:
+        provenance.setdefault("workers", runs[-1]["provenance"].get("workers"))
+        provenance.setdefault("engine", {"engine": runs[-1]["provenance"].get("engine")})
+    if not stored:
         raise AnalysisError(f"{path} holds no results yet: let the campaign run, then report.")
-    fault_list = _rebuild_fault_list(path, provenance)
-    positions = [r[0] for r in rows]
-    if max(positions) >= len(fault_list):
-        raise AnalysisError(f"{path} holds fault {max(positions)} but its fault list has {len(fault_list)} faults.")
+    rows = {f["fault_id"]: f for f in faults}
+    if not all(r.fault_id in rows for r in stored):
+        fault_list = _rebuild_fault_list(path, provenance)
+        if max(r.fault_id for r in stored) >= len(fault_list):
+            raise AnalysisError(f"{path} holds fault {max(r.fault_id for r in stored)} but its fault list has "
+                                f"{len(fault_list)} faults.")
+        rows = {i: {"injection": fault_list.id_of(i), "param": f.param, "index": f.index, "bits": f.bits,
+                    "kind": f.kind.value} for i, f in enumerate(fault_list)}
     out = _Columns(OPTIONAL_COLUMNS)
-    outcomes = []
-    for r in rows:
-        f = fault_list[r[0]]
-        out.add(injection=fault_list.id_of(r[0]), param=f.param, index=f.index, bits=f.bits, kind=f.kind.value,
-                n=r[1], masked=r[2], non_critical=r[3], critical=r[4], nonfinite=r[5], faulty_correct=r[6],
-                seconds=r[7], line=0)
-        outcomes.append(np.frombuffer(zlib.decompress(r[8]), np.uint8) if r[8] else None)
+    for r in stored:
+        f = rows[r.fault_id]
+        out.add(injection=f["injection"], param=f["param"], index=tuple(f["index"]),
+                bits=tuple(sorted(set(f["bits"]))), kind=f["kind"], n=r.n, masked=r.masked,
+                non_critical=r.non_critical, critical=r.critical, nonfinite=r.nonfinite,
+                faulty_correct=r.faulty_correct, seconds=r.seconds, line=0)
     kept = None
-    if all(o is not None for o in outcomes) and len({o.size for o in outcomes}) == 1:
-        kept = np.stack(outcomes)
+    if all(r.outcomes is not None for r in stored) and len({r.outcomes.size for r in stored}) == 1:
+        kept = np.stack([r.outcomes for r in stored])
     return out.table(), provenance, kept
 
 

@@ -8,7 +8,10 @@ an inference-level rate (two-way random effects, finite populations of N faults 
 with s2_F the variance of the faults' own rates (shrinks only with more faults), s2_I that of the
 images' (some images are fragile under many faults; shrinks only with more images) and s2_E their
 interaction. A pilot campaign with per-image outcomes (``--keep-outcomes``) gives the components
-(ANOVA estimators); the planner then finds the (n, m) that reaches ``z sqrt(V) <= margin`` at the
+(ANOVA estimators). A pilot's components are themselves uncertain (a pilot that happened to draw few
+catastrophic faults understates s2_F), so the plan uses each component's ``assurance`` quantile
+(default 0.8) over a bootstrap of the pilot's faults and images. The planner then finds the (n, m)
+that reaches ``z sqrt(V) <= margin`` at the
 least predicted time ``setup + n (a + b m) / workers``, with b (seconds per inference) and the setup
 (model, golden run, engine preparation) measured in the pilot, and a (fixed seconds per fault)
 given or 0: every fault of one pilot sees the same m images, so its time cannot be split into a
@@ -26,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from faultzoo.analysis.stats import z_value
-from faultzoo.exceptions import AnalysisError
+from faultzoo.exceptions import AnalysisError, FaultzooError
 
-__all__ = ["CostModel", "DesignChoice", "Plan", "VarianceComponents", "plan_campaign", "recommend",
-           "variance_components", "write_image_sample"]
+__all__ = ["CostModel", "DesignChoice", "Plan", "VarianceComponents", "bootstrap_components", "plan_campaign",
+           "recommend", "variance_components", "write_image_sample"]
 
 RATE_CODES = {"masked": 0, "non_critical": 1, "critical": 2}
 
@@ -77,6 +80,30 @@ def variance_components(matrix: np.ndarray, *, rate: str = "critical", populatio
     keep_f = 1.0 - n0 / population if population else 1.0
     return VarianceComponents(rate, float(grand), max(0.0, (ms_f - max(keep_i, 0.0) * ms_e) / m0),
                               max(0.0, (ms_i - max(keep_f, 0.0) * ms_e) / n0), ms_e, n0, m0)
+
+
+def bootstrap_components(matrix: np.ndarray, *, assurance: float, rate: str = "critical",
+                         population: float | None = None, test_size: float | None = None, repetitions: int = 200,
+                         seed: int = 0) -> VarianceComponents:
+    """Components at their ``assurance`` quantile over a two-way bootstrap (faults and images resampled).
+
+    Never below the pilot's own estimates. Simulated pilots of 300 faults x 100 images planned with
+    0.8 reach their margin in about 97 % of campaigns at a 95 % target (docs/analysis.md).
+    """
+    table = np.asarray(matrix, dtype=bool)
+    base = variance_components(table, rate=rate, population=population, test_size=test_size)
+    if not 0 < assurance < 1:
+        return base
+    rng = np.random.default_rng(seed)
+    n0, m0 = table.shape
+    draws = np.empty((repetitions, 3))
+    for b in range(repetitions):
+        sample = table[np.ix_(rng.integers(n0, size=n0), rng.integers(m0, size=m0))]
+        c = variance_components(sample, rate=rate, population=population, test_size=test_size)
+        draws[b] = c.fault, c.image, c.interaction
+    upper = np.quantile(draws, assurance, axis=0)
+    return VarianceComponents(rate, base.mean, max(base.fault, float(upper[0])), max(base.image, float(upper[1])),
+                              max(base.interaction, float(upper[2])), n0, m0)
 
 
 @dataclass(frozen=True)
@@ -151,7 +178,9 @@ class Plan:
 
     pilot: str
     model_id: str | None
-    components: VarianceComponents
+    components: VarianceComponents  # the pilot's estimates
+    planning: VarianceComponents  # what the plan uses: the components at their assurance quantile
+    assurance: float
     confidence: float
     error: float
     relative: bool
@@ -196,28 +225,34 @@ def _cost_from_pilot(results, workers: int | None, fault_overhead: float | None)
 
 
 def _pilot_setup(results, workers: int) -> float:
-    """Wall seconds of the pilot's run outside the faults' own time (golden run, engine preparation)."""
-    import json
-    import sqlite3
+    """Wall seconds of the pilot's last full run outside the faults' own time (model, golden run, engine)."""
+    from faultzoo.campaign.store import ResultStore
 
-    store = results.source / "campaign.sqlite" if Path(results.source).is_dir() else None
-    if store is None or not store.exists():
+    path = Path(results.source) / "campaign.sqlite"
+    if not path.exists():
         return 0.0
     try:
-        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
+        store = ResultStore.open_readonly(path)
         try:
-            runs = db.execute("SELECT started, ended, faults_done, provenance FROM runs WHERE status = 'complete'"
-                              " ORDER BY run_id").fetchall()
+            runs = store.runs()
         finally:
-            db.close()
-    except sqlite3.Error:
+            store.close()
+    except FaultzooError:
         return 0.0
-    full = [r for r in runs if r[2] == len(results.table) and r[1]]
+    full = [r for r in runs if r["status"] == "complete" and r["faults_done"] == len(results.table) and r["ended"]]
     if not full:
         return 0.0
-    started, ended, _, prov = full[-1]
-    w = int(json.loads(prov).get("workers") or workers)
-    return max(0.0, (ended - started) - float(results.table.seconds.sum()) / w)
+    run = full[-1]
+    wall = _seconds(run["ended"]) - _seconds(run["started"])
+    w = int(run["provenance"].get("workers") or workers)
+    return max(0.0, wall - float(results.table.seconds.sum()) / w)
+
+
+def _seconds(stamp) -> float:
+    """Seconds since the epoch of an ISO 8601 time (or of a number of seconds already)."""
+    from datetime import datetime
+
+    return float(stamp) if isinstance(stamp, (int, float)) else datetime.fromisoformat(str(stamp)).timestamp()
 
 
 def upstream_faults(shapes: dict[str, tuple[int, ...]]) -> int:
@@ -233,7 +268,7 @@ def upstream_faults(shapes: dict[str, tuple[int, ...]]) -> int:
 def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relative: bool = False,
                   rate: str = "critical", workers: int | None = None, fault_overhead: float | None = None,
                   seed: int = 0, images_from: str | None = None, write_images: str | os.PathLike | None = None,
-                  output: str = "plan-campaign", min_images: int = MIN_IMAGES) -> Plan:
+                  output: str = "plan-campaign", min_images: int = MIN_IMAGES, assurance: float = 0.8) -> Plan:
     """Plan a campaign that reaches a margin, from a pilot with per-image outcomes.
 
     Args:
@@ -250,6 +285,8 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
         write_images: write the planned random image selection to this .npz.
         output: output folder named in the printed campaign command.
         min_images: the fewest images a design may use.
+        assurance: plan with each variance component at this quantile of a bootstrap of the pilot
+            (0: the pilot's point estimates).
 
     Raises:
         AnalysisError: a pilot without per-image outcomes or timings, an unreachable margin.
@@ -275,8 +312,13 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
     dataset = (results.provenance.get("data") or {}).get("dataset") or (results.model_id or "").split("/")[0]
     images_from_arg = images_from
     test_size, images_from = _image_population(images_from, dataset, results.test_size)
-    components = variance_components(results.outcomes == RATE_CODES[rate], rate=rate, population=design.population,
-                                     test_size=results.test_size)
+    if not 0 <= assurance < 1:
+        raise AnalysisError(f"--assurance must lie in [0, 1), found {assurance!r} (0.8: plan on the 80th bootstrap "
+                            "percentile of each variance component; 0: on the pilot's estimates).")
+    table = results.outcomes == RATE_CODES[rate]
+    components = variance_components(table, rate=rate, population=design.population, test_size=results.test_size)
+    planning = bootstrap_components(table, assurance=assurance, rate=rate, population=design.population,
+                                    test_size=results.test_size, seed=seed)
     margin = error * components.mean if relative else error
     if relative and components.mean <= 0:
         raise AnalysisError(f"The pilot's {rate} rate is 0: a relative margin of it is 0; use an absolute --error.")
@@ -284,18 +326,20 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
     notes += cost_notes
     kwargs = dict(confidence=confidence, cost=cost, population=design.population, test_size=test_size,
                   min_images=min_images)
-    best = recommend(components, margin, **kwargs)
+    best = recommend(planning, margin, **kwargs)
     options = {"--rate": rate, "--error": f"{error:g}", "--confidence": f"{confidence:g}", "--seed": seed,
                "--workers": workers, "--fault-overhead": fault_overhead, "--images-from": images_from_arg,
-               "--min-images": min_images if min_images != MIN_IMAGES else None}
-    plan = Plan(str(results.source), results.model_id, components, confidence, error, relative, margin,
+               "--min-images": min_images if min_images != MIN_IMAGES else None,
+               "--assurance": f"{assurance:g}" if assurance != 0.8 else None}
+    plan = Plan(str(results.source), results.model_id, components, planning, assurance, confidence, error, relative,
+                margin,
                 design.population, test_size, cost, best, seed=seed, notes=notes,
                 options={k: v for k, v in options.items() if v is not None})
     if results.shapes and results.test_size:
         n_up = upstream_faults(results.shapes)
-        plan.upstream = choice(components, n_up, test_size, confidence=confidence, cost=cost,
+        plan.upstream = choice(planning, n_up, test_size, confidence=confidence, cost=cost,
                                population=design.population, test_size=test_size)
-        plan.upstream_equivalent = recommend(components, plan.upstream.margin, **kwargs)
+        plan.upstream_equivalent = recommend(planning, plan.upstream.margin, **kwargs)
     written = None
     if write_images is not None and best.images < test_size:
         written = write_image_sample(images_from, dataset, best.images, seed, write_images)

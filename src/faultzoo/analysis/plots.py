@@ -105,9 +105,7 @@ def plot_layer_bit(est, rate: str = "critical"):
 def _cmap():
     from matplotlib import colormaps
 
-    cmap = colormaps["viridis"].copy()
-    cmap.set_bad("#dddddd")
-    return cmap
+    return colormaps["viridis"].with_extremes(bad="#dddddd")
 
 
 def plot_fault_distribution(est, rate: str = "critical"):

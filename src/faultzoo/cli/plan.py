@@ -29,6 +29,7 @@ def plan(
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Workers of the planned campaign (default: the pilot's).")] = None,
     fault_overhead: Annotated[float | None, typer.Option("--fault-overhead", min=0.0, help="Fixed seconds per fault (default 0: the pilot's time is all per image).")] = None,
     min_images: Annotated[int, typer.Option("--min-images", min=2, help="Fewest images a design may use.")] = 30,
+    assurance: Annotated[float, typer.Option("--assurance", min=0.0, max=0.99, help="Plan on this bootstrap quantile of each variance component (0: the pilot's estimates).")] = 0.8,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the planned fault list and image selection.")] = 0,
     images_from: Annotated[str | None, typer.Option("--images-from", help="Where planned images come from: dataset name or PATH.npz (default: the model's test set).")] = None,
     write_images: Annotated[Path | None, typer.Option("--write-images", help="Write the planned random image selection to this .npz.")] = None,
@@ -43,7 +44,8 @@ def plan(
         raise typer.BadParameter(f"{error!r} must lie strictly between 0 and 1", param_hint="--error")
     result = plan_campaign(pilot, error=error, confidence=confidence, relative=relative, rate=rate, workers=workers,
                            fault_overhead=fault_overhead, seed=seed, images_from=images_from,
-                           write_images=write_images, output=campaign_output, min_images=min_images)
+                           write_images=write_images, output=campaign_output, min_images=min_images,
+                           assurance=assurance)
     for line in plan_lines(result):
         print(line)
 
@@ -53,7 +55,7 @@ def duration(seconds: float) -> str:
     s = int(round(seconds))
     if s < 120:
         return f"{s} s"
-    if s < 7200:
+    if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     if s < 172800:
         return f"{s // 3600} h {s % 3600 // 60:02d} min"
@@ -75,6 +77,9 @@ def plan_lines(p) -> list[str]:
         f"{c.rate} rate {100 * c.mean:.3g} %",
         f"variance components of the {c.rate} rate: faults {c.fault:.3g} (sd {_points(c.fault ** 0.5)}), images "
         f"{c.image:.3g} (sd {_points(c.image ** 0.5)}), interaction {c.interaction:.3g}",
+        f"planned with their {100 * p.assurance:g} % bootstrap quantiles: faults {p.planning.fault:.3g}, images "
+        f"{p.planning.image:.3g}, interaction {p.planning.interaction:.3g}" if p.assurance else
+        "planned with the pilot's estimates (--assurance 0)",
         f"target: {target} at {conf} confidence",
         f"recommended: {best.faults:,} faults x {best.images:,} images"
         + (" (random, seed " + str(p.seed) + ")" if best.images < p.test_size else " (the whole test set)")
