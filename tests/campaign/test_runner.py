@@ -93,7 +93,7 @@ def _read_csv(path: Path) -> list[list[str]]:
 
 
 def _without_seconds(rows: list[list[str]]) -> list[list[str]]:
-    col = rows[0].index("seconds")
+    col = rows[0].index("task_seconds_per_fault")
     return [row[:col] + row[col + 1:] for row in rows]
 
 
@@ -432,7 +432,7 @@ def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_
     assert str(out / "results_upstream.csv") in printed
 
     _, runs = _store_rows(store)
-    assert [s for _, s, _ in runs] == ["running", "complete"]
+    assert [s for _, s, _ in runs] == ["interrupted", "complete"]  # the resume found the dead run
     assert sum(d for _, _, d in runs) == SAMPLE  # no fault lost or counted twice
     assert runs[1][2] == SAMPLE - len(results)
     assert (out / "results_upstream.csv").read_bytes() == baseline.exports["upstream"].read_bytes()

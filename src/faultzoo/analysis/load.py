@@ -189,7 +189,8 @@ def _read_csv(path: Path) -> tuple[FaultTable, str, list[tuple[int, str]]]:
         raise AnalysisError(f"Cannot read results file {path}: {exc}.") from None
     if not rows:
         raise AnalysisError(f"Results file {path} is empty.")
-    header = [h.strip() for h in rows[0]]
+    # results.csv names its time column for what it is (a task's time per fault); older files said "seconds".
+    header = ["seconds" if h.strip() == "task_seconds_per_fault" else h.strip() for h in rows[0]]
     if all(c in header for c in UPSTREAM_COLUMNS):
         layout, needed, optional = "upstream-csv", UPSTREAM_COLUMNS, ()
     elif all(c in header for c in RICH_COLUMNS):

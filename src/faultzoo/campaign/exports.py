@@ -50,10 +50,10 @@ def upstream_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list
 
 def rich_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[list]:
     rows: list[list] = [["fault_id", "injection", "param", "index", "bits", "kind", "n", "masked", "non_critical",
-                         "critical", "nonfinite", "faulty_correct", "seconds"]]
+                         "critical", "nonfinite", "faulty_correct", "task_seconds_per_fault"]]
     for r in results:
         f = fault_list[r.fault_id]
-        rows.append([r.fault_id, fault_list.id_of(r.fault_id), f.param, " ".join(map(str, f.index)),
+        rows.append([r.fault_id, fault_list.id_of(r.fault_id), f.param, str(tuple(f.index)),
                      " ".join(map(str, f.bits)), f.kind.value, r.n, r.masked, r.non_critical, r.critical, r.nonfinite,
                      r.faulty_correct, f"{r.seconds:.6f}"])
     return rows
