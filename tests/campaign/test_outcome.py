@@ -141,7 +141,7 @@ def test_summary_tallies_by_bit_class_and_layer():
     s = summarize(faults, results, golden)
     assert (s.faults_total, s.faults_done, s.images, s.golden_top1) == (4, 3, 4, 50.0)
     assert list(s.by_bit_class) == ["sign", "exponent", "mantissa"]  # empty classes (multi-bit) left out
-    assert s.by_bit_class["exponent"].nonfinite == 4 and s.by_bit_class["exponent"].rate("critical") == 100.0
+    assert s.by_bit_class["exponent"].nonfinite == 4 and s.by_bit_class["exponent"].rate("critical") == 1.0
     assert (s.total.n, s.total.masked, s.total.non_critical, s.total.critical) == (12, 4, 3, 5)
     assert s.by_layer["conv1"].faults == 2 and s.by_layer["fc"].faults == 1
     d = s.to_dict()

@@ -35,11 +35,14 @@ class Tally:
         self.nonfinite += r.nonfinite
 
     def rate(self, what: str) -> float:
-        return 100.0 * getattr(self, what) / self.n if self.n else float("nan")
+        """Share of the inferences in class ``what`` (masked, non_critical, critical, nonfinite), as a
+        fraction in [0, 1] (the API's convention; multiply by 100 for a percentage)."""
+        if what not in ("masked", "non_critical", "critical", "nonfinite"):
+            raise ValueError(f"rate({what!r}): expected masked, non_critical, critical or nonfinite")
+        return getattr(self, what) / self.n if self.n else float("nan")
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "masked_pct": self.rate("masked"), "non_critical_pct": self.rate("non_critical"),
-                "critical_pct": self.rate("critical")}
+        return {**self.__dict__, **{f"{k}_pct": 100 * self.rate(k) for k in ("masked", "non_critical", "critical")}}
 
 
 @dataclass

@@ -91,8 +91,8 @@ def print_summary(result) -> None:
     for col in ("bits", "faults", "masked %", "non-critical %", "critical (SDC-1) %", "NaN/Inf outputs"):
         table.add_column(col, justify="left" if col == "bits" else "right")
     for name, tally in [*s.by_bit_class.items(), ("all", s.total)]:
-        table.add_row(name, str(tally.faults), f"{tally.rate('masked'):.2f}", f"{tally.rate('non_critical'):.2f}",
-                      f"{tally.rate('critical'):.2f}", str(tally.nonfinite), style="bold" if name == "all" else None)
+        table.add_row(name, str(tally.faults), f"{100 * tally.rate('masked'):.2f}",
+                      f"{100 * tally.rate('non_critical'):.2f}", f"{100 * tally.rate('critical'):.2f}", str(tally.nonfinite), style="bold" if name == "all" else None)
     console.print(table)
     engine = result.engine or {}
     if engine.get("fallback"):
