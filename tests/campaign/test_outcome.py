@@ -11,7 +11,7 @@ import torch
 from faultzoo.campaign.golden import GoldenRun
 from faultzoo.campaign.outcome import Classified, Outcome, classify, top1
 from faultzoo.faults.bits import same_bits_rows as same_bits
-from faultzoo.campaign.runner import _to_result
+from faultzoo.campaign.worker import _to_result
 from faultzoo.campaign.store import FaultResult
 from faultzoo.campaign.summary import bit_class, summarize
 from faultzoo.faults import Fault, FaultList
