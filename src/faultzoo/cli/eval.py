@@ -37,6 +37,10 @@ def eval_command(
 
     if framework not in FRAMEWORKS:
         raise typer.BadParameter(f"{framework!r} is not one of {', '.join(FRAMEWORKS)}.", param_hint="--framework")
+    if framework == "keras":
+        from faultzoo.keras import check_available
+
+        check_available()  # a missing TensorFlow is reported before any data loads
     info = model_info(model_id)
     selection = load_selection(data or info.dataset, dataset=info.dataset, limit=limit, per_class=per_class,
                                root=data_root, download=download)

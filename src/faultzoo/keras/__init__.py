@@ -22,9 +22,20 @@ from typing import Any
 from faultzoo.keras.naming import WeightLayer, weight_layers
 
 __all__ = [
-    "WeightLayer", "convert", "evaluate", "get_keras_model", "keras_weights_sha256", "load_keras_weights",
-    "predict_logits", "read_keras_weights", "weight_layers",
+    "WeightLayer", "check_available", "convert", "evaluate", "get_keras_model", "keras_weights_sha256", "load_keras_weights",
+    "predict_logits", "read_keras_weights", "transfer_weights", "weight_layers",
 ]
+
+
+def check_available() -> None:
+    """Import TensorFlow and Keras 3 now (numerics pinned: strict float32).
+
+    Raises:
+        FrameworkUnavailableError: they are missing or unusable; the message names the `tf` extra.
+    """
+    from faultzoo.keras._tf import require_keras
+
+    require_keras()
 
 
 def get_keras_model(model_id: str, weights: Any = "default", *, progress: bool = False) -> Any:
@@ -72,6 +83,13 @@ def load_keras_weights(twin: Any, path: Any) -> None:
     from faultzoo.keras.weights import assign_layer_arrays
 
     assign_layer_arrays(twin, read(path), source=str(path))
+
+
+def transfer_weights(twin: Any, model: Any) -> None:
+    """Copy a PyTorch model's tensors into a twin of the same architecture, bit for bit, all or nothing."""
+    from faultzoo.keras.weights import transfer_weights as run
+
+    run(twin, model)
 
 
 def keras_weights_sha256(twin: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 from types import ModuleType
 
@@ -22,6 +23,7 @@ def require_keras() -> tuple[ModuleType, ModuleType]:
     # Before the first import: TF's C++ start-up logging would bury the user's output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    _load_triton_first()
     try:
         import tensorflow as tf
         import keras
@@ -43,6 +45,21 @@ def require_keras() -> tuple[ModuleType, ModuleType]:
     # Strict IEEE float32: no TF32 matmul/conv on GPUs that support it (the twins are compared bit for bit).
     tf.config.experimental.enable_tensor_float_32_execution(False)
     return keras, tf
+
+
+def _load_triton_first() -> None:
+    """Import triton (if installed) before TensorFlow.
+
+    torchvision imports torch._dynamo, which imports triton; with torch 2.14 and TensorFlow 2.21
+    on Linux, importing triton after TensorFlow crashes the process (segmentation fault), while
+    the other order works. faultzoo.data imports torchvision lazily, so load triton now.
+    """
+    if "tensorflow" in sys.modules:
+        return  # too late to choose the order; nothing to gain
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
 
 
 def versions() -> dict[str, str]:

@@ -19,7 +19,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from faultzoo.exceptions import TranslationError
+from faultzoo.exceptions import CheckpointError, TranslationError
 from faultzoo.faults.keras import KERAS_NAME
 from faultzoo.keras._tf import require_keras
 from faultzoo.keras.naming import WeightLayer, weight_layers
@@ -49,6 +49,25 @@ class Value:
         if not 0 <= dim < self.rank:
             raise IndexError(dim)
         return _NCHW_TO_NHWC_AXIS[dim] if self.nchw else dim
+
+
+# Initializer of each weight variable when no initial array is given; also what a built twin's
+# layers report (and save in their config) once their arrays are in place.
+_DEFAULT_INIT = {"kernel": "zeros", "bias": "zeros", "gamma": "ones", "beta": "zeros", "moving_mean": "zeros",
+                 "moving_variance": "ones"}
+
+
+class _ArrayInit:
+    """A variable's first value is this exact array: one variable write instead of a fill plus an assign."""
+
+    def __init__(self, array: Any, where: str):
+        self.array, self.where = array, where
+
+    def __call__(self, shape, dtype=None):
+        if tuple(shape) != tuple(self.array.shape):
+            raise CheckpointError(f"{self.where}: the twin expects shape {tuple(shape)}, the array has "
+                                  f"{tuple(self.array.shape)}.")
+        return self.array
 
 
 class _Batch:
@@ -107,8 +126,9 @@ def _pool_pads(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -
 class _Translator:
     """Walks one traced graph and builds the Keras functional model."""
 
-    def __init__(self, model: nn.Module, input_size: Sequence[int], name: str):
+    def __init__(self, model: nn.Module, input_size: Sequence[int], name: str, initial: dict | None = None):
         self.keras, _ = require_keras()
+        self.initial = initial or {}
         self.model = model
         self.input_size = tuple(int(v) for v in input_size)  # (C, H, W)
         self.name = name
@@ -118,6 +138,18 @@ class _Translator:
         self.weights: dict[str, WeightLayer] = weight_layers(model)
         self.shared: dict[str, Any] = {}  # module path -> its Keras layer (a module called twice shares weights)
         self.used_names: set[str] = {w.keras_name for w in self.weights.values()}
+
+    def init(self, layer: str, variable: str) -> Any:
+        """The initializer of one weight variable: its given array, or the fixed default."""
+        array = self.initial.get(layer, {}).get(variable)
+        return _DEFAULT_INIT[variable] if array is None else _ArrayInit(array, f"{layer}/{variable}")
+
+    def restore_initializers(self, twin) -> None:
+        """Put serializable initializers back on the layers (array initializers cannot be saved)."""
+        for layer in twin.layers:
+            for variable, default in _DEFAULT_INIT.items():
+                if isinstance(getattr(layer, f"{variable}_initializer", None), _ArrayInit):
+                    setattr(layer, f"{variable}_initializer", self.keras.initializers.get(default))
 
     # --- naming -----------------------------------------------------------------------------------
     def _name(self, node: fx.Node, suffix: str = "") -> str:
@@ -162,7 +194,9 @@ class _Translator:
         if missing:
             raise TranslationError(f"modules with weights never called in forward(): {missing}; their weights "
                                    "would have no Keras layer. Remove them or call them.")
-        return keras.Model(inputs, outputs.tensor, name=self.name)
+        twin = keras.Model(inputs, outputs.tensor, name=self.name)
+        self.restore_initializers(twin)
+        return twin
 
     def _dispatch(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
         if node.op == "call_module":
@@ -248,16 +282,16 @@ def _conv2d(tr: _Translator, node: fx.Node, m: nn.Conv2d, x: Value) -> Value:
         t = keras.layers.ZeroPadding2D(((ph, ph), (pw, pw)), name=tr._name(node, "_pad"))(t)
     layer = tr.layer(node, lambda name: keras.layers.Conv2D(
         m.out_channels, (kh, kw), strides=m.stride, padding="same" if same else "valid", groups=m.groups,
-        use_bias=m.bias is not None, kernel_initializer="zeros", bias_initializer="zeros", dtype="float32",
-        name=name))
+        use_bias=m.bias is not None, kernel_initializer=tr.init(name, "kernel"), bias_initializer=tr.init(name, "bias"),
+        dtype="float32", name=name))
     return Value(layer(t), nchw=True)
 
 
 def _linear(tr: _Translator, node: fx.Node, m: nn.Linear, x: Value) -> Value:
     x = _tensor(node, x, nchw=False)
     layer = tr.layer(node, lambda name: tr.keras.layers.Dense(
-        m.out_features, use_bias=m.bias is not None, kernel_initializer="zeros", bias_initializer="zeros",
-        dtype="float32", name=name))
+        m.out_features, use_bias=m.bias is not None, kernel_initializer=tr.init(name, "kernel"),
+        bias_initializer=tr.init(name, "bias"), dtype="float32", name=name))
     return Value(layer(x.tensor), nchw=False)
 
 
@@ -268,7 +302,9 @@ def _batch_norm(tr: _Translator, node: fx.Node, m: nn.BatchNorm2d, x: Value) -> 
     # Each layer keeps its own epsilon (1e-3 in CIFAR-10 GoogLeNet, 32..128 in nine CIFAR-100 GoogLeNet layers).
     layer = tr.layer(node, lambda name: tr.keras.layers.BatchNormalization(
         axis=-1, epsilon=float(m.eps), momentum=1.0 - float(m.momentum or 0.1), center=m.affine, scale=m.affine,
-        dtype="float32", name=name))
+        gamma_initializer=tr.init(name, "gamma"), beta_initializer=tr.init(name, "beta"),
+        moving_mean_initializer=tr.init(name, "moving_mean"),
+        moving_variance_initializer=tr.init(name, "moving_variance"), dtype="float32", name=name))
     return Value(layer(x.tensor), nchw=True)
 
 
@@ -534,14 +570,17 @@ _METHOD_RULES: dict[str, Callable[..., Any]] = {
 }
 
 
-def translate(model: nn.Module, input_size: Sequence[int], *, name: str = "twin"):
-    """Build the Keras functional model that computes ``model`` (untrained: weights are set separately).
+def translate(model: nn.Module, input_size: Sequence[int], *, name: str = "twin", initial: dict | None = None):
+    """Build the Keras functional model that computes ``model``.
 
     Args:
         model: A PyTorch model in eval mode that ``torch.fx.symbolic_trace`` can trace, with one
             N×C×H×W input and (N, classes) logits.
         input_size: ``(C, H, W)`` of one input image; the Keras input is ``(None, H, W, C)``.
         name: The Keras model's name.
+        initial: Optional first values, layer name -> {variable: float32 array in Keras layout}
+            (:func:`faultzoo.keras.weights.torch_layer_arrays`); variables without one start at
+            zero (one for batch-norm scales and variances).
 
     Returns:
         A ``keras.Model`` whose conv, dense and batch-norm layers carry the names of
@@ -554,4 +593,4 @@ def translate(model: nn.Module, input_size: Sequence[int], *, name: str = "twin"
     if model.training:
         raise TranslationError("the model is in training mode; call model.eval() first (the twin is an inference "
                                "model: batch norm uses running statistics, dropout is the identity).")
-    return _Translator(model, input_size, name).run()
+    return _Translator(model, input_size, name, initial).run()

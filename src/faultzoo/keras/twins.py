@@ -12,7 +12,7 @@ from faultzoo import _hub
 from faultzoo.keras._tf import require_keras, versions
 from faultzoo.keras.files import is_keras_file, read_keras_weights
 from faultzoo.keras.translate import translate
-from faultzoo.keras.weights import assign_layer_arrays, keras_weights_sha256, transfer_weights
+from faultzoo.keras.weights import assign_layer_arrays, check_layer_arrays, keras_weights_sha256, torch_layer_arrays
 
 __all__ = ["TwinProvenance", "convert", "get_keras_model"]
 
@@ -50,8 +50,11 @@ def convert(model: nn.Module, input_size: Sequence[int], *, name: str = "twin"):
     Raises:
         TranslationError, CheckpointError, FrameworkUnavailableError.
     """
-    twin = translate(model, input_size, name=name)
-    transfer_weights(twin, model)
+    arrays = torch_layer_arrays(model)
+    # The variables are created holding these arrays (half the cost of creating then assigning);
+    # the strict check then proves every weighted layer got exactly its tensors.
+    twin = translate(model, input_size, name=name, initial=arrays)
+    check_layer_arrays(twin, arrays, source=f"the PyTorch model {type(model).__name__}")
     twin.trainable = False  # batch norm stays in inference mode even if called with training=True
     return twin
 

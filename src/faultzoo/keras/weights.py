@@ -14,9 +14,11 @@ import torch
 from torch import nn
 
 from faultzoo.exceptions import CheckpointError
-from faultzoo.keras.naming import WeightLayer, weight_layers
+from faultzoo.keras.naming import weight_layers
 
-__all__ = ["assign_layer_arrays", "keras_weights_sha256", "torch_layer_arrays", "transfer_weights"]
+__all__ = [
+    "assign_layer_arrays", "check_layer_arrays", "keras_weights_sha256", "torch_layer_arrays", "transfer_weights",
+]
 
 # Keras variable order per layer kind, and the Keras-2 H5 variable names (``kernel:0`` etc.).
 VARIABLES = {
@@ -74,6 +76,14 @@ def assign_layer_arrays(twin, arrays: Mapping[str, Mapping[str, np.ndarray] | Se
         CheckpointError: a twin layer or variable missing from ``arrays``, an extra layer or
             variable, a shape or dtype that differs; the message names each and the ``source``.
     """
+    for layer, values in check_layer_arrays(twin, arrays, source=source):
+        layer.set_weights(values)
+
+
+def check_layer_arrays(twin, arrays: Mapping[str, Mapping[str, np.ndarray] | Sequence[np.ndarray]], *,
+                       source: str) -> list[tuple[object, list[np.ndarray]]]:
+    """(layer, arrays in the layer's variable order) for every weighted layer; raises like
+    :func:`assign_layer_arrays` when anything does not fit, and assigns nothing."""
     problems: list[str] = []
     plan: list[tuple[object, list[np.ndarray]]] = []
     weighted = {layer.name: layer for layer in twin.layers if layer.weights}
@@ -100,8 +110,7 @@ def assign_layer_arrays(twin, arrays: Mapping[str, Mapping[str, np.ndarray] | Se
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise CheckpointError(f"Weights from {source} do not fit the Keras twin {twin.name!r}: {shown}. "
                               "Check that the file belongs to this model id (layer names and shapes must match).")
-    for layer, values in plan:
-        layer.set_weights(values)
+    return plan
 
 
 def _by_variable(arrays, expected: list[tuple[str, tuple[int, ...]]]) -> dict[str, np.ndarray]:
@@ -133,7 +142,3 @@ def keras_weights_sha256(twin) -> str:
         digest.update(array.tobytes())
     return digest.hexdigest()
 
-
-def layer_map(model: nn.Module) -> dict[str, WeightLayer]:
-    """Keras layer name -> :class:`WeightLayer` (the inverse view of :func:`weight_layers`)."""
-    return {w.keras_name: w for w in weight_layers(model).values()}

@@ -1,0 +1,281 @@
+"""The fast Keras engine: the reference's outcome for every (fault, image), with far less arithmetic.
+
+Levers, each exact on its own terms and verified on the campaign's own twin and images (a failed
+check falls back, per layer, to a way that does not need it; see fast_checks.py):
+1. A weight fault changes nothing upstream of its layer: the golden values at the layer's inputs
+   (and at the tensors its downstream cone reads besides the layer's output) are cached, and only
+   the layer and what depends on it is recomputed (graph.py).
+2. A row whose faulty layer output equals the golden one bit for bit has the golden logits: it is
+   masked without running further.
+3. Downstream of the faulty layer every weight is golden, so the remaining rows of many faults
+   share downstream batches, each row in the position and batch size it had in the golden run
+   (fast_pack.py).
+4. A fault that leaves the stored word unchanged (stuck-at on a bit already at that value) is
+   masked on every image without running anything.
+The faulty word is written into the twin exactly as the reference does, and the layer reads it
+from its variable, so the faulty layer runs the same compiled operation in both engines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from faultzoo.campaign.golden import GoldenRun
+from faultzoo.campaign.outcome import Classified, classify
+from faultzoo.faults import Fault
+from faultzoo.keras.campaign.fast_checks import layer_mode
+from faultzoo.keras.campaign.fast_pack import Pending, Sink, rows_equal
+from faultzoo.keras.campaign.graph import LayerCut, TwinGraph
+from faultzoo.keras.campaign.numerics import BatchCheck, check_batch_dependence, exact_numerics, keras_numerics
+from faultzoo.keras.campaign.reference import KerasReferenceEngine
+
+__all__ = ["KerasFastEngine"]
+
+_logger = logging.getLogger(__name__)
+
+
+class KerasFastEngine:
+    """Exact fault evaluation from the faulty layer down.
+
+    Args:
+        model, x, golden, batch_size, params, twin: as for :class:`KerasReferenceEngine`.
+        memory_budget: bytes of golden activations (and pending faulty rows) to hold at once; the
+            images are processed in chunks of golden batches that fit. When every image fits, the
+            cached activations are kept between calls of :meth:`run`.
+    """
+
+    name = "keras-fast"
+
+    def __init__(self, model: nn.Module, x, golden: GoldenRun, *, batch_size: int, params: Sequence[str] = (),
+                 twin=None, memory_budget: int = 1 << 30):
+        self.reference = KerasReferenceEngine(model, x, golden, batch_size=batch_size, twin=twin)
+        self.twin, self.x, self.batches = self.reference.twin, self.reference.x, self.reference.batches
+        self.golden = golden
+        self.batch_size = batch_size
+        self.memory_budget = int(memory_budget)
+        self.golden_logits = golden.logits.numpy()
+        self.golden_top1 = golden.top1_numpy()
+        self.golden_nonfinite = (~torch.isfinite(golden.logits).all(dim=1)).numpy()
+        self.graph: TwinGraph | None = None
+        self.batch_check: BatchCheck | None = None
+        self.fallback: str | None = None  # why every fault runs the reference way
+        self.modes: dict[str, str] = {}  # Keras layer -> "slots" | "aligned" | "reference: why"
+        self.stats = {"faults": 0, "rows": 0, "rows_dropped": 0, "downstream_batches": 0}
+        self._kept: dict[int, np.ndarray] = {}  # golden cut values over all images, when they fit
+        self._started = False
+
+    # ---------------------------------------------------------------- start-up
+    def start(self) -> None:
+        """Golden run reproduced here; the graph walk reproduces the twin; how rows depend on their batch."""
+        if self._started:
+            return
+        self.reference.start()
+        self.graph = TwinGraph(self.twin)
+        with exact_numerics():
+            first = self.batches[0]
+            walked = self.graph.probe(self._all_cut_tensors())(self.x[first])[0].numpy()
+            if not rows_equal(walked, self.golden_logits[first]).all():
+                self.fallback = "walking the twin's graph layer by layer does not reproduce the golden logits"
+            else:
+                self.batch_check = check_batch_dependence(self.reference.forward, self.x, self.golden_logits,
+                                                          self.batches)
+        if self.fallback:
+            _logger.warning("the fast Keras engine runs every fault the reference way: %s", self.fallback)
+        self._started = True
+
+    def export_state(self, *, threads: int = 1) -> None:
+        return None  # each worker caches its own golden activations
+
+    # ---------------------------------------------------------------- public
+    def cost(self, fault: Fault) -> float:
+        """Share of the twin's multiply-accumulates recomputed per image (1.0 for a reference-way fault)."""
+        self.start()
+        if self.fallback:
+            return 1.0
+        target = self.reference.targets.target(fault)
+        cut = self.graph.cut(target.layer)
+        if isinstance(cut, str) or self.modes.get(target.layer, "").startswith("reference"):
+            return 1.0
+        return 0.02 + cut.macs / max(1, self.graph.total_macs)
+
+    def describe(self) -> dict:
+        return {"engine": self.name, "batch_size": self.batch_size, "memory_budget": self.memory_budget,
+                "numerics": keras_numerics(), "fallback": self.fallback,
+                "batch_check": self.batch_check.to_dict() if self.batch_check else None,
+                "layers": dict(sorted(self.modes.items())), "stats": dict(self.stats)}
+
+    def run(self, faults: Sequence[tuple[int, Fault]]) -> dict[int, Classified]:
+        self.start()
+        if self.fallback:
+            return self.reference.run(faults)
+        n = len(self.x)
+        sinks = {pos: Sink.empty(n) for pos in range(len(faults))}
+        with exact_numerics():
+            groups, slow = self._plan(faults, sinks)
+            if slow:
+                for pos, classified in self.reference.run([(pos, faults[pos][1]) for pos in slow]).items():
+                    sinks[pos].put(np.arange(n), classified)
+            if groups:
+                for chunk in self._chunks(groups):
+                    values = self._golden_values(groups, chunk)
+                    for layer, positions in groups.items():
+                        self._run_layer(self.graph.cut(layer), faults, positions, values, chunk, sinks)
+        self.stats["faults"] += len(faults)
+        return {fid: sinks[pos].result(str(fault)) for pos, (fid, fault) in enumerate(faults)}
+
+    # ---------------------------------------------------------------- planning
+    def _plan(self, faults, sinks) -> tuple[dict[str, list[int]], list[int]]:
+        """Faults by fast layer; faults run the reference way; no-op faults decided at once."""
+        groups: dict[str, list[int]] = {}
+        slow: list[int] = []
+        for pos, (_, fault) in enumerate(faults):
+            target, word = self.reference.locate(fault)
+            if word == self.reference.writer.golden_word(target):
+                sinks[pos].masked(np.arange(len(self.x)), self.golden_nonfinite, self.golden_top1)
+                continue
+            groups.setdefault(target.layer, []).append(pos)
+        new = [layer for layer in groups if layer not in self.modes]
+        if new:
+            self._decide_modes(new, {layer: faults[groups[layer][0]][1] for layer in new})
+        for layer in list(groups):
+            if self.modes[layer].startswith("reference"):
+                slow.extend(groups.pop(layer))
+        return groups, slow
+
+    def _decide_modes(self, layers: list[str], first_fault: dict[str, Fault]) -> None:
+        cuts = {}
+        for layer in layers:
+            cut = self.graph.cut(layer)
+            if isinstance(cut, str):
+                self.modes[layer] = f"reference: {cut}"
+            else:
+                cuts[layer] = cut
+        if not cuts:
+            return
+        batch = self.batches[0]
+        values = self._probe(list(cuts.values()), batch)
+        for layer, cut in cuts.items():
+            self.modes[layer] = layer_mode(self, cut, first_fault[layer], values, batch)
+            if self.modes[layer].startswith("reference"):
+                _logger.info("Keras layer %s runs the reference way: %s", layer, self.modes[layer])
+
+    # ---------------------------------------------------------------- golden values
+    def _tensors(self, cuts) -> list:
+        seen, out = set(), []
+        for cut in cuts:
+            for t in cut.cached:
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    out.append(t)
+        return out
+
+    def _all_cut_tensors(self) -> list:
+        """Cached tensors of every layer with variables: one probe function serves every call."""
+        cuts = [self.graph.cut(layer.name) for layer in self.twin.layers if layer.weights]
+        return self._tensors([c for c in cuts if not isinstance(c, str)])
+
+    def _probe(self, cuts: list[LayerCut], batch: slice) -> dict[int, np.ndarray]:
+        tensors = self._all_cut_tensors()
+        wanted = {id(t) for t in self._tensors(cuts)}
+        results = self.graph.probe(tensors)(self.x[batch])[1:]
+        return {id(t): v.numpy() for t, v in zip(tensors, results) if id(t) in wanted}
+
+    @staticmethod
+    def _row_bytes(tensors) -> int:
+        return sum(4 * int(np.prod([d for d in t.shape[1:]])) for t in tensors)
+
+    def _chunks(self, groups) -> list[list[int]]:
+        """Consecutive golden batches whose cached values fit the memory budget (half of it)."""
+        per_image = self._row_bytes(self._tensors([self.graph.cut(layer) for layer in groups]))
+        limit = max(1, (self.memory_budget // 2) // max(1, per_image))
+        chunks, current, size = [], [], 0
+        for b, sl in enumerate(self.batches):
+            rows = sl.stop - sl.start
+            if current and size + rows > limit:
+                chunks.append(current)
+                current, size = [], 0
+            current.append(b)
+            size += rows
+        chunks.append(current)
+        return chunks
+
+    def _golden_values(self, groups, chunk: list[int]) -> dict[int, np.ndarray]:
+        """Golden values of the cached tensors of ``groups``' layers on the chunk's images (concatenated)."""
+        cuts = [self.graph.cut(layer) for layer in groups]
+        wanted = self._tensors(cuts)
+        whole = len(chunk) == len(self.batches)
+        if whole and all(id(t) in self._kept for t in wanted):
+            return self._kept
+        parts: dict[int, list[np.ndarray]] = {id(t): [] for t in wanted}
+        for b in chunk:
+            for key, value in self._probe(cuts, self.batches[b]).items():
+                parts[key].append(value)
+        values = {key: np.concatenate(v) for key, v in parts.items()}
+        if whole:
+            if self._row_bytes(wanted) * len(self.x) <= self.memory_budget // 2:
+                self._kept = {**self._kept, **values}
+            else:
+                self._kept = {}
+        return values
+
+    # ---------------------------------------------------------------- one layer, one chunk
+    def _run_layer(self, cut: LayerCut, faults, positions: list[int], values, chunk: list[int],
+                   sinks: dict[int, Sink]) -> None:
+        mode = self.modes[cut.layer]
+        layer_fn = self.graph.layer_fn(cut)
+        down = self.graph.down_fn(cut)
+        offset = self.batches[chunk[0]].start
+        inputs = [values[id(t)] for t in cut.inputs]
+        golden_out = values[id(cut.output)]
+        frontier = [values[id(t)] for t in cut.frontier]
+        row_bytes = self._row_bytes([cut.output])
+        chunk_images = self.batches[chunk[-1]].stop - offset
+        per_group = max(1, (self.memory_budget // 2) // max(1, row_bytes * chunk_images))
+        for start in range(0, len(positions), per_group):
+            pending = Pending()
+            aligned: list[tuple[int, slice, np.ndarray]] = []
+            for pos in positions[start:start + per_group]:
+                target, word = self.reference.locate(faults[pos][1])
+                with self.reference.writer.injected(target, word):
+                    for b in chunk:
+                        sl = self.batches[b]
+                        local = slice(sl.start - offset, sl.stop - offset)
+                        out = np.asarray(layer_fn(*(a[local] for a in inputs)))
+                        changed = ~rows_equal(out, golden_out[local])
+                        self.stats["rows"] += len(out)
+                        self.stats["rows_dropped"] += int((~changed).sum())
+                        sinks[pos].masked(sl.start + np.flatnonzero(~changed), self.golden_nonfinite,
+                                          self.golden_top1)
+                        if not changed.any():
+                            continue
+                        if mode == "aligned":
+                            aligned.append((pos, local, out))
+                        else:
+                            slots = np.flatnonzero(changed)
+                            pending.add(len(out), pos, sl.start + slots, slots, out[slots])
+            for pos, local, out in aligned:
+                logits = torch.from_numpy(np.asarray(down(out, *(f[local] for f in frontier))))
+                images = np.arange(local.start, local.stop) + offset
+                sinks[pos].put(images, classify(self.golden.logits[offset + local.start:offset + local.stop], logits))
+                self.stats["downstream_batches"] += 1
+            if pending:
+                self.stats["downstream_batches"] += pending.drain(
+                    lambda *a: np.asarray(down(*a)), self.golden.logits, self._fillers(chunk, offset, golden_out,
+                                                                                      frontier),
+                    lambda images: [f[images - offset] for f in frontier], sinks)
+
+    def _fillers(self, chunk, offset, golden_out, frontier) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
+        """Per batch size in the chunk: the golden rows of one golden batch of that size."""
+        out = {}
+        for b in chunk:
+            sl = self.batches[b]
+            size = sl.stop - sl.start
+            if size not in out:
+                local = slice(sl.start - offset, sl.stop - offset)
+                out[size] = (golden_out[local], [f[local] for f in frontier])
+        return out
