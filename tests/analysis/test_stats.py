@@ -127,16 +127,29 @@ def population():
     return crossed_population(8000, 800, seed=11, fragility_sigma=1.5)
 
 
-def test_srs_interval_covers_at_nominal_rate_on_whole_test_set(population):
-    """Faults sampled, every image used (m = M): only the fault component, with the correction."""
+def _srs_coverage(population, n: int) -> float:
     rates = population.table.mean(axis=1)
     rng = np.random.default_rng(1)
     hits = 0
     for _ in range(REPS):
-        rows = rng.choice(rates.size, 400, replace=False)
+        rows = rng.choice(rates.size, n, replace=False)
         est = rate_from_counts(rates[rows] * 800, 800, population=8000, confidence=0.95)
         hits += est.contains(population.truth)
-    assert LOW <= hits / REPS <= HIGH, f"coverage {hits / REPS:.3f} over {REPS} repetitions"
+    return hits / REPS
+
+
+@pytest.mark.parametrize("n", [400, 1000])
+def test_srs_interval_covers_at_nominal_rate_on_whole_test_set(population, n):
+    """Faults sampled, every image used (m = M): only the fault component, with the correction."""
+    coverage = _srs_coverage(population, n)
+    assert LOW <= coverage <= HIGH, f"coverage {coverage:.3f} over {REPS} repetitions"
+
+
+def test_small_samples_of_rare_faults_undercover(population):
+    """The documented limit: 100 faults hold about 3 catastrophic ones; samples without them look
+    precise and miss, so the 95 % interval covers only about 90 % of the time (accepted 0.85-0.93)."""
+    coverage = _srs_coverage(population, 100)
+    assert 0.85 <= coverage <= 0.93, f"coverage {coverage:.3f} over {REPS} repetitions"
 
 
 def test_crossed_interval_needs_the_image_component(population):
@@ -154,7 +167,7 @@ def test_crossed_interval_needs_the_image_component(population):
 def test_stratified_interval_covers_and_weights_matter():
     """Three strata of unequal size and harm, equal allocation (like the layer design): the weighted
     estimator covers the population rate; the unweighted mean is biased by many standard errors.
-    (Each stratum's sample holds several of its catastrophic faults, 4.5 or more on average; with
+    (Each stratum's sample holds several of its catastrophic faults, 9 or more on average; with
     about one, no interval built from the sample itself can cover: see docs/analysis.md.)"""
     sizes, shares = (4000, 1500, 500), (0.03, 0.08, 0.3)
     strata = [crossed_population(size, 200, seed=20 + i, catastrophic=share).table.mean(axis=1)
@@ -162,9 +175,9 @@ def test_stratified_interval_covers_and_weights_matter():
     truth = sum(s.sum() for s in strata) / sum(sizes)
     rng = np.random.default_rng(2)
     hits, naive_error, ses = 0, [], []
-    labels = np.repeat([0, 1, 2], 150)
+    labels = np.repeat([0, 1, 2], 300)
     for _ in range(REPS):
-        rates = np.concatenate([s[rng.choice(s.size, 150, replace=False)] for s in strata])
+        rates = np.concatenate([s[rng.choice(s.size, 300, replace=False)] for s in strata])
         est = rate_from_counts(rates * 200, 200, strata=labels, stratum_sizes=sizes, confidence=0.95)
         hits += est.contains(truth)
         naive_error.append(rates.mean() - truth)

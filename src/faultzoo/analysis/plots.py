@@ -37,8 +37,16 @@ def _title(est, rate: str, what: str) -> str:
     return f"{RATE_LABEL[rate]} rate {what} ({round(100 * est.confidence)} % intervals)"
 
 
+def _legend_handles():
+    from matplotlib.patches import Patch
+
+    return [Patch(color=COLORS[name], label=name) for name in ("mantissa", "exponent", "sign")]
+
+
 def plot_by_bit(est, rate: str = "critical"):
-    """Rate per bit position (31 = sign, 30-23 exponent, 22-0 mantissa) with interval bars."""
+    """Rate per bit position (31 = sign, 30-23 exponent, 22-0 mantissa) with interval bars, on a log
+    scale: the rates of a float32 word's bits span many orders of magnitude. Rates of exactly 0 are
+    marked at the bottom with an x."""
     from faultzoo.analysis.design import bit_class
 
     rows = sorted((g for g in est.by_bit if int(g.key) >= 0), key=lambda g: int(g.key))
@@ -47,16 +55,22 @@ def plot_by_bit(est, rate: str = "critical"):
     if rows:
         bits = np.array([int(g.key) for g in rows])
         values, err = _errors(rows, rate)
+        lows = values - err[0]
+        positive = values[values > 0]
+        floor = 10 ** np.floor(np.log10(positive.min() / 5)) if positive.size else 1e-4
+        top = max(float((values + err[1]).max()), floor * 10)
+        ax.set_yscale("log")
         colors = [COLORS[bit_class(b)] for b in bits]
-        ax.bar(bits, values, color=colors, width=0.75, alpha=0.85)
-        ax.errorbar(bits, values, yerr=err, fmt="none", ecolor="black", elinewidth=0.9, capsize=2)
-        for name in ("mantissa", "exponent", "sign"):
-            ax.bar([], [], color=COLORS[name], label=name)
-        ax.legend(frameon=False, loc="upper left")
+        ax.bar(bits, np.where(values > floor, values - floor, 0), bottom=floor, color=colors, width=0.75, alpha=0.85)
+        ax.vlines(bits, np.maximum(lows, floor), values + err[1], color="black", linewidth=0.9)
+        zero = values == 0
+        ax.plot(bits[zero], np.full(int(zero.sum()), floor * 1.3), "x", color="black", markersize=4)
+        ax.set_ylim(floor, top * 1.5)
+        ax.legend(handles=_legend_handles(), loc="upper left", framealpha=0.9, edgecolor="none")
         ax.set_xticks(range(0, 32, 2))
     ax.set_xlim(-0.8, 31.8)
-    ax.set_xlabel("bit position (0 = mantissa LSB, 31 = sign)")
-    ax.set_ylabel(f"{RATE_LABEL[rate]} rate (%)")
+    ax.set_xlabel("bit position (0 = mantissa LSB, 31 = sign); x: none observed")
+    ax.set_ylabel(f"{RATE_LABEL[rate]} rate (%), log scale")
     ax.set_title(_title(est, rate, "by flipped bit"), fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -80,7 +94,11 @@ def plot_by_layer(est, rate: str = "critical"):
 
 
 def plot_layer_bit(est, rate: str = "critical"):
-    """Heat map of the rate per layer x bit (grey: no fault sampled in that cell)."""
+    """Heat map of the rate per layer x bit on a log colour scale (white: 0 observed; grey: no fault
+    sampled in that cell)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+
     layers = [g.key for g in est.by_layer]
     labels = [g.label for g in est.by_layer]
     grid = np.full((len(layers), 32), np.nan)
@@ -91,21 +109,20 @@ def plot_layer_bit(est, rate: str = "critical"):
             grid[row_of[param], bit] = 100 * g.rates[rate].value
     fig = _figure(8.0, max(3.0, 0.2 * len(layers) + 1.4))
     ax = fig.add_subplot()
-    cmap = _cmap()
-    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, interpolation="nearest",
-                      vmin=0, vmax=max(1e-9, float(np.nanmax(grid))) if np.isfinite(grid).any() else 1)
+    positive = grid[np.isfinite(grid) & (grid > 0)]
+    vmax = float(positive.max()) if positive.size else 1.0
+    vmin = max(float(positive.min()) if positive.size else vmax / 10, vmax * 1e-7)
+    vmax = vmax if vmax > vmin else vmin * 10
+    shown = np.where(grid == 0, vmin / 10, grid)  # zeros below the scale: drawn in the 'under' colour
+    cmap = colormaps["viridis"].with_extremes(bad="#dddddd", under="#ffffff")
+    image = ax.imshow(np.ma.masked_invalid(shown), aspect="auto", cmap=cmap, interpolation="nearest",
+                      norm=LogNorm(vmin=vmin, vmax=vmax))
     ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) > 25 else 8)
     ax.set_xticks(range(0, 32, 2))
-    ax.set_xlabel("bit position")
-    ax.set_title(f"{RATE_LABEL[rate]} rate by layer and bit (%)", fontsize=10)
+    ax.set_xlabel("bit position (white: none observed; grey: no fault sampled)")
+    ax.set_title(f"{RATE_LABEL[rate]} rate by layer and bit (%, log colour scale)", fontsize=10)
     fig.colorbar(image, ax=ax, label=f"{RATE_LABEL[rate]} rate (%)", shrink=0.9)
     return fig
-
-
-def _cmap():
-    from matplotlib import colormaps
-
-    return colormaps["viridis"].with_extremes(bad="#dddddd")
 
 
 def plot_fault_distribution(est, rate: str = "critical"):

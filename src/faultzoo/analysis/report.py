@@ -24,11 +24,13 @@ RATE_NAMES = {"masked": "masked", "non_critical": "non-critical", "critical": "c
               "nonfinite": "NaN/Inf logits"}
 PLOTS = (
     ("critical_by_bit", "plot_by_bit", "Critical rate by flipped bit",
-     "Bars: estimated critical rate of flips of each bit; whiskers: the interval. Colours: sign, exponent, mantissa."),
+     "Bars: estimated critical rate of flips of each bit (log scale); whiskers: the interval; x: no critical "
+     "inference observed. Colours: sign, exponent, mantissa."),
     ("critical_by_layer", "plot_by_layer", "Critical rate by layer",
      "Each layer's critical rate with its interval, in network order."),
     ("critical_layer_bit", "plot_layer_bit", "Critical rate by layer and bit",
-     "Heat map of the critical rate per layer x bit; grey cells hold no sampled fault."),
+     "Heat map of the critical rate per layer x bit (log colour scale); white: no critical inference observed; "
+     "grey: no sampled fault."),
     ("per_fault_critical", "plot_fault_distribution", "Per-fault critical rates",
      "How the critical rate of single faults is distributed: most faults are never critical, a few are critical "
      "on most images. This is why the fault, not the inference, is the sampling unit."),
@@ -58,6 +60,8 @@ def pct(p: float | None) -> str:
         return f"{v:.1f}"
     if abs(v) >= 0.1:
         return f"{v:.2f}"
+    if abs(v) < 1e-4:
+        return f"{v:.2g}"
     digits = 1
     while abs(v) < 10 ** (-digits + 1) and digits < 12:
         digits += 1

@@ -42,7 +42,8 @@ def wilson(p: float, n_eff: float, z: float) -> tuple[float, float]:
     z2 = z * z
     centre = (p + z2 / (2 * n_eff)) / (1 + z2 / n_eff)
     half = z / (1 + z2 / n_eff) * math.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff * n_eff))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Exact ends at p = 0 and p = 1 (centre - half is 0 there up to rounding).
+    return (0.0 if p <= 0 else max(0.0, centre - half)), (1.0 if p >= 1 else min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
