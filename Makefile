@@ -23,13 +23,15 @@ venv:
 	@echo $(VENV)
 
 # The main job: a real campaign on cifar10/resnet20 (upstream weights) with DEMO_FAULTS faults of its
-# dnn-benchmarks fault list, on CIFAR-10 test images; resumable (re-run continues an interrupted demo).
+# dnn-benchmarks fault list, on CIFAR-10 test images; resumable (re-run continues an interrupted demo);
+# it ends with the campaign's report (rates with intervals, plots) and prints where it is.
 demo:
 	@venv=$(VENV); set -e; mkdir -p $(DEMO_OUT); \
 	"$$venv/bin/faultzoo" faultlist cifar10/resnet20 --design dnn-benchmarks --format torch \
 		-o $(DEMO_OUT)/cifar10_resnet20_FL.csv; \
 	"$$venv/bin/faultzoo" campaign cifar10/resnet20 --faults $(DEMO_OUT)/cifar10_resnet20_FL.csv \
-		--fault-sample $(DEMO_FAULTS) --data $(DEMO_DATA) --workers $(DEMO_WORKERS) -o $(DEMO_OUT)/campaign
+		--fault-sample $(DEMO_FAULTS) --data $(DEMO_DATA) --workers $(DEMO_WORKERS) -o $(DEMO_OUT)/campaign; \
+	"$$venv/bin/faultzoo" report $(DEMO_OUT)/campaign
 
 test:
 	@venv=$(VENV); test -x "$$venv/bin/python" || { echo "make: virtual environment setup failed" >&2; exit 1; }; \
