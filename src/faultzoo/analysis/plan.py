@@ -78,8 +78,8 @@ def variance_components(matrix: np.ndarray, *, rate: str = "critical", populatio
     ms_e = max(0.0, ss_e / ((n0 - 1) * (m0 - 1)))
     keep_i = 1.0 - m0 / test_size if test_size else 1.0
     keep_f = 1.0 - n0 / population if population else 1.0
-    return VarianceComponents(rate, float(grand), max(0.0, (ms_f - max(keep_i, 0.0) * ms_e) / m0),
-                              max(0.0, (ms_i - max(keep_f, 0.0) * ms_e) / n0), ms_e, n0, m0)
+    return VarianceComponents(rate, float(grand), float(max(0.0, (ms_f - max(keep_i, 0.0) * ms_e) / m0)),
+                              float(max(0.0, (ms_i - max(keep_f, 0.0) * ms_e) / n0)), float(ms_e), n0, m0)
 
 
 def bootstrap_components(matrix: np.ndarray, *, assurance: float, rate: str = "critical",
