@@ -63,6 +63,9 @@ def test_fault_level_shares(campaign):
     assert est.fault_level["masked_all"].value == pytest.approx((t.masked == t.n).mean())
     share = est.fault_level["critical_any"]
     assert share.method == "wilson" and share.low < share.value < share.high
+    bit_class = np.array([31 if b == 31 else 23 if b >= 23 else 0 for b in t.bit])
+    for group, code in zip(est.by_bit_class, (31, 23, 0)):
+        assert group.shares["critical_any"].value == pytest.approx((t.critical[bit_class == code] > 0).mean())
 
 
 def test_published_resnet32_fault_component(resnet32):

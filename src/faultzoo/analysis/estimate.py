@@ -34,11 +34,13 @@ class GroupEstimate:
     faults: int
     population: int | None
     rates: dict[str, Estimate]
+    shares: dict[str, Estimate] = field(default_factory=dict)  # fault-level: critical_any, masked_all
 
     def to_dict(self) -> dict:
         return {"key": self.key if not isinstance(self.key, tuple) else list(self.key), "label": self.label,
                 "faults": self.faults, "population": self.population,
-                "rates": {k: v.to_dict() for k, v in self.rates.items()}}
+                "rates": {k: v.to_dict() for k, v in self.rates.items()},
+                "shares": {k: v.to_dict() for k, v in self.shares.items()}}
 
 
 @dataclass
@@ -141,11 +143,11 @@ class _Domain:
         matrix = (self.outcomes[rows] == OUTCOME_CODE[rate]).astype(np.float64)
         return image_variance(matrix, codes, stats, self.test_size)
 
-    def shares(self) -> dict[str, Estimate]:
-        rows = np.arange(len(self.table))
-        codes, k, sizes = self._cells(rows, "all", "all")
+    def shares(self, rows: np.ndarray, grouping: str = "all", group: object = "all") -> dict[str, Estimate]:
+        """Fault-level shares of a group: critical on at least one image, masked on every image."""
+        codes, k, sizes = self._cells(rows, grouping, group)
         t = self.table
-        flags = {"critical_any": t.critical > 0, "masked_all": t.masked == t.n}
+        flags = {"critical_any": t.critical[rows] > 0, "masked_all": t.masked[rows] == t.n[rows]}
         return {name: proportion(x, codes, k, sizes, confidence=self.confidence) for name, x in flags.items()}
 
 
@@ -221,10 +223,10 @@ def estimate(results, *, confidence: float = 0.99, method: str = "wilson") -> Es
         for key in _order(grouping, members, layer_order):
             rates, population = domain.rates(members[key], grouping, key)
             groups[grouping].append(GroupEstimate(key, _label(grouping, key), int(members[key].size), population,
-                                                  rates))
+                                                  rates, domain.shares(members[key], grouping, key)))
     notes += _image_notes(results, domain.image_mode)
     return Estimates(confidence, design, len(domain.table), results.images, results.test_size, domain.image_mode,
-                     overall, domain.shares(), groups["bit_class"], groups["bit"], groups["layer"],
+                     overall, domain.shares(everything), groups["bit_class"], groups["bit"], groups["layer"],
                      groups["layer_bit"], domain.per_fault, notes)
 
 

@@ -158,12 +158,15 @@ def _rate_row(name: str, e) -> list[str]:
 
 
 def _group_table(title: str, groups, rates=("masked", "non_critical", "critical")) -> dict:
-    columns = ["group", "faults", "population"] + [f"{RATE_NAMES[r]} %" for r in rates] + ["critical interval %"]
+    columns = (["group", "faults", "population"] + [f"{RATE_NAMES[r]} %" for r in rates]
+               + ["critical interval %", "faults ever critical %"])
     rows = []
     for g in groups:
         cells = [g.label, f"{g.faults:,}", _num(g.population)]
         cells += [pct(g.rates[r].value) for r in rates if r in g.rates]
         cells.append(interval_text(g.rates["critical"]))
+        share = g.shares.get("critical_any")
+        cells.append(f"{pct(share.value)} ({interval_text(share)})" if share else "n/a")
         rows.append(cells)
     return {"title": title, "columns": columns, "rows": rows}
 
@@ -231,6 +234,7 @@ def write_report(results, output: str | os.PathLike | None = None, *, model: str
     from faultzoo.analysis.estimate import estimate
     from faultzoo.analysis.load import Results, load_results
 
+    _require_plot_extra()
     step = progress or (lambda _: None)
     if not isinstance(results, Results):
         results = load_results(results, model=model, progress=step)
@@ -280,6 +284,18 @@ def write_report(results, output: str | os.PathLike | None = None, *, model: str
     files["layer_bit"] = folder / "by_layer_bit.csv"
     _write_layer_bit_csv(est, files["layer_bit"])
     return Report(folder, files["markdown"], files["html"], results, est, files)
+
+
+def _require_plot_extra() -> None:
+    """Refuse before any work when the plotting and templating libraries are missing."""
+    import importlib.util
+
+    from faultzoo.exceptions import FrameworkUnavailableError
+
+    missing = [name for name in ("matplotlib", "jinja2") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FrameworkUnavailableError(f"Reports need {' and '.join(missing)}, which are not installed: "
+                                        "pip install 'faultzoo[plot]'.")
 
 
 def _json_default(value):
