@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+TORCH_IMPORTED = time.perf_counter()
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAULTZOO_TEST_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("FAULTZOO_MIRROR", str(SHARED / "mirror"))
@@ -48,6 +49,8 @@ from faultzoo.campaign.summary import bit_class  # noqa: E402
 from faultzoo.data import load_selection  # noqa: E402
 from faultzoo.faults import dnn_benchmarks_fault_list  # noqa: E402
 from faultzoo.zoo import get_model  # noqa: E402
+
+IMPORTS_AFTER_TORCH = time.perf_counter() - TORCH_IMPORTED  # faultzoo and what it needs
 
 
 def timed(fn):
@@ -94,12 +97,17 @@ def measure(model_id: str, weights, data: str, images: int, n_faults: int, ref_f
         if weights is None:  # the same untrained weights in the workers: pass them as a checkpoint file
             checkpoint = Path(tmp) / "untrained.pt"
             torch.save(model.state_dict(), checkpoint)
+        called = time.time()
         result, seconds = timed(lambda: run_campaign(
             model_id, faults, output=Path(tmp) / "run", weights=checkpoint or weights, data=data, limit=images,
             engine="fast", workers=workers, batch_size=best_key[1]))
         with sqlite3.connect(result.store_path) as db:  # each fault's share of its task's worker time
             busy = db.execute("SELECT SUM(seconds) FROM results").fetchone()[0]
     fast_rate = len(faults) * len(x) / seconds
+    first = result.engine["timing"]["first_task_started"] - called
+    print(f"start-up: the workers began their first task {first:.1f} s after run_campaign was called "
+          f"(a command adds its imports after torch's: {IMPORTS_AFTER_TORCH:.1f} s here); workers busy "
+          f"{busy / (workers * seconds):.0%} of the wall time")
     # This machine's speed drifts (shared host): time the reference's best setting again right after
     # the fast run and divide by the better of the two, never flattering the fast engine.
     best_ref = max(ref_rates[best_key], reference_rate(*best_key))

@@ -68,7 +68,8 @@ def parent(args: argparse.Namespace) -> None:
                 out = Path(tmp) / f"{executor}-{workers}-{rep}"
                 cmd = [sys.executable, __file__, "--one", f"{executor}:{workers}", "--faults-file", faults,
                        "--data", args.data, "--images", str(args.images), "--output", str(out)]
-                done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if done.returncode != 0:
                     raise SystemExit(f"{executor} x {workers} failed:\n{done.stdout}{done.stderr}")
                 report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -84,7 +85,8 @@ def parent(args: argparse.Namespace) -> None:
     print("best of runs, start-up included; speed-up over inline x 1:")
     for executor, workers in CONFIGS:
         best = min(times[(executor, workers)])
-        label = f"{workers} thread{'s' if workers > 1 else ''}" if executor == "inline" else f"{workers} worker{'s' if workers > 1 else ''}"
+        unit = "thread" if executor == "inline" else "worker"
+        label = f"{workers} {unit}{'s' if workers > 1 else ''}"
         print(f"  {executor:9s} {label:10s} {best:6.1f} s  speed-up {base / best:4.2f}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if not same:

@@ -23,6 +23,7 @@ import pytest
 from faultzoo.campaign import run_campaign
 from faultzoo.campaign.executors import ProcessesExecutor, local_cluster
 from faultzoo.campaign.runner import STORE_NAME, subset
+from faultzoo.campaign.worker import memory_sharers
 from faultzoo.faults import dnn_benchmarks_fault_list, write_fault_list
 from tests.campaign.test_runner import (
     _exports_present, _read_csv, _without_seconds, _worker_processes, cli_env, start_and_interrupt,
@@ -116,10 +117,14 @@ def test_dask_cluster_gives_identical_results(baseline, cluster, fault_csv, npz,
     assert result.engine["fallback"] is None and result.engine["checks"]["graph_equals_eager"]
     assert result.provenance["numerics"]["threads"] == 1
     assert_same_results(result, baseline)
-    # Each worker built the campaign's engine once: both report the task count they ran, and the
-    # worker-side cache holds exactly one campaign.
+    # Each worker built the campaign's engine once and keeps exactly that one campaign.
     cached = client.run(lambda: len(__import__("faultzoo.campaign.worker", fromlist=["_ENGINES"])._ENGINES))
     assert sorted(cached.values()) == [1, 1]
+    # A worker sizes its engine's caches by its own memory limit, not by the driver's machine.
+    # (a LocalCluster of 2 gives each worker half of the machine's memory).
+    shares = {address: client.submit(memory_sharers, workers=[address], pure=False).result()
+              for address in client.scheduler_info()["workers"]}
+    assert set(shares.values()) == {2} and memory_sharers() == 1  # the driver: not a Dask worker
 
 
 # ------------------------------------------------------------------ killed workers

@@ -138,7 +138,8 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
     engine_entry(spec.engine)
     device = torch.device(spec.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise FaultzooError(f"--device {spec.device}: CUDA is not available on this machine (torch {torch.__version__}).")
+        raise FaultzooError(f"--device {spec.device}: CUDA is not available on this machine "
+                            f"(torch {torch.__version__}).")
     numerics = numerics_settings(device, tf32=spec.tf32, threads=spec.threads)
     if executor.single_threaded:
         # Every computation of such a campaign runs on one thread: the workers, and the driver's golden
@@ -148,8 +149,8 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
     executor.check(plan)
     output = Path(output)
     store_path = output / STORE_NAME
-    with ResultStore.open(store_path, plan.identity, plan.provenance) as store, executor, \
-            torch_threads(1 if executor.single_threaded else None):
+    store = ResultStore.open(store_path, plan.identity, plan.provenance, fault_list=plan.fault_list)
+    with store, executor, torch_threads(1 if executor.single_threaded else None):
         remove_exports(output)  # an export must never describe a different state of the store
         done = store.done_ids()
         pending = [i for i in range(len(plan.fault_list)) if i not in done]
@@ -181,15 +182,18 @@ def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: li
              callbacks: Sequence[ProgressCallback]) -> dict:
     """Engine -> worker preparation -> tasks -> results streamed into the store."""
     spec, fault_list = plan.spec, plan.fault_list
-    options = {**engine_entry(spec.engine).default_options(executor.workers), **spec.options}
+    defaults = engine_entry(spec.engine).default_options(executor.workers)
     params = tuple(dict.fromkeys(fault_list[i].param for i in pending))
     engine = make_engine(spec.engine, inputs.model, inputs.x, inputs.golden, batch_size=spec.batch_size,
-                         params=params, **options)
-    setup = WorkerSetup(identity_token(plan.identity, spec), spec.engine, spec.batch_size, params, options,
-                        spec.keep_outcomes, threads=None, inputs=inputs, recipe=_recipe(plan, inputs.golden))
+                         params=params, **{**defaults, **spec.options})
+    setup = WorkerSetup(identity_token(plan.identity, spec), spec.engine, spec.batch_size, params, spec.options,
+                        defaults, spec.keep_outcomes, threads=None, inputs=inputs,
+                        recipe=_recipe(plan, inputs.golden))
     executor.prepare(setup, engine)
     tasks = make_tasks(fault_list, pending, engine.cost, parallel=executor.workers, size=spec.task_size)
-    return executor.run(tasks, _Committer(store, len(fault_list), len(fault_list) - len(pending), callbacks))
+    committer = _Committer(store, len(fault_list), len(fault_list) - len(pending), callbacks)
+    description = executor.run(tasks, committer)
+    return {**description, "timing": committer.timing(executor.workers)}
 
 
 def _recipe(plan: CampaignPlan, golden: GoldenRun) -> Recipe:
@@ -210,8 +214,20 @@ class _Committer:
         self.stored = store.done_ids()
         self.evaluations = 0
         self.start = time.perf_counter()
+        self.started = time.time()
+        self.first_task: float | None = None  # epoch seconds when the first task started on a worker
+        self.busy = 0.0  # seconds workers spent computing tasks whose results arrived
+
+    def timing(self, workers: int) -> dict:
+        """When the workers started computing, and which share of the run's wall time they computed."""
+        wall = time.perf_counter() - self.start
+        return {"first_task_started": self.first_task, "first_task_after_s": None if self.first_task is None
+                else self.first_task - self.started, "busy_s": self.busy, "wall_s": wall,
+                "busy_share": self.busy / (workers * wall) if wall > 0 else None}
 
     def __call__(self, output: TaskOutput) -> None:
+        self.first_task = min(output.started, self.first_task or output.started)
+        self.busy += output.seconds
         fresh = [r for r in output.results if r.fault_id not in self.stored]
         if len(fresh) < len(output.results):
             _logger.info("task %d arrived again: %d of its faults are already stored", output.task,

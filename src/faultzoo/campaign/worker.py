@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.campaign.engines import Engine, make_engine
+from faultzoo.campaign.engines import Engine, engine_entry, make_engine
 from faultzoo.campaign.golden import GoldenRun, golden_run
 from faultzoo.campaign.numerics import numerics_settings
 from faultzoo.campaign.outcome import Classified, Outcome
@@ -32,8 +32,8 @@ from faultzoo.campaign.spec import CampaignSpec
 from faultzoo.campaign.store import FaultResult
 from faultzoo.exceptions import CampaignMismatchError, ExactnessError
 
-__all__ = ["Inputs", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "prepare", "run_task",
-           "worker_name"]
+__all__ = ["Inputs", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "memory_sharers", "prepare",
+           "run_task", "worker_name"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ class WorkerSetup:
     engine: str
     batch_size: int
     params: tuple[str, ...]
-    options: dict  # engine options, including a twin's ``prepared`` state where one was exported
+    options: dict  # engine options set by the caller, and a twin's ``prepared`` state where one was exported
+    defaults: dict | None  # the engine's default options as the driver derived them; None: from this worker's memory
     keep_outcomes: bool
     threads: int | None  # intra-op threads in the worker (None: leave the process's setting)
     inputs: Inputs | None = field(default=None, repr=False)  # live tensors (this machine)
@@ -110,10 +111,12 @@ class WorkerSetup:
 
 @dataclass
 class TaskOutput:
-    """A finished task: one result row per fault, its compute time, the engine's description, where it ran."""
+    """A finished task: one result row per fault, when it started (epoch seconds) and how long it computed,
+    the engine's description, where it ran."""
 
     task: int
     results: list[FaultResult]
+    started: float
     seconds: float
     engine: dict
     worker: str
@@ -126,6 +129,21 @@ def logits_sha256(logits: torch.Tensor) -> str:
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def memory_sharers(workers: int = 1) -> int:
+    """How many engines share this machine's memory: ``workers``, or inside a Dask worker as many as its
+    memory limit fits into the machine's memory (its engine then sizes its caches to that limit)."""
+    try:
+        from distributed import get_worker
+
+        limit = get_worker().memory_manager.memory_limit
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if limit:
+            return max(1, round(physical / limit))
+    except (ImportError, ValueError, AttributeError, OSError):  # not in a Dask worker, or no limit known
+        pass
+    return max(1, workers)
 
 
 # ---------------------------------------------------------------------------- in the worker process
@@ -141,8 +159,10 @@ def _engine_for(setup: WorkerSetup) -> tuple[Engine, np.ndarray]:
             if setup.threads:
                 torch.set_num_threads(setup.threads)
             inputs = setup.load()
+            defaults = setup.defaults if setup.defaults is not None else \
+                engine_entry(setup.engine).default_options(memory_sharers())
             engine = make_engine(setup.engine, inputs.model, inputs.x, inputs.golden, batch_size=setup.batch_size,
-                                 params=setup.params, **setup.options)
+                                 params=setup.params, **{**defaults, **setup.options})
             engine.start()
             _ENGINES[setup.token] = (engine, inputs.golden.labels.cpu().numpy().copy())
         return _ENGINES[setup.token]
@@ -179,12 +199,12 @@ def run_task(setup: WorkerSetup, task: Task) -> TaskOutput:
 
 def evaluate(engine: Engine, task: Task, labels: np.ndarray, *, keep_outcomes: bool) -> TaskOutput:
     """Run one task on an engine and turn its outcomes into result rows."""
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     outcomes = engine.run(task.faults)
     seconds = time.perf_counter() - start
     per_fault = seconds / max(1, len(outcomes))
     results = [_to_result(fid, outcomes[fid], labels, per_fault, keep_outcomes) for fid in sorted(outcomes)]
-    return TaskOutput(task.index, results, seconds, engine.describe(), worker_name())
+    return TaskOutput(task.index, results, started, seconds, engine.describe(), worker_name())
 
 
 def _to_result(fid: int, c: Classified, labels: np.ndarray, seconds: float, keep: bool) -> FaultResult:

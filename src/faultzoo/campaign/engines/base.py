@@ -65,7 +65,7 @@ class EngineEntry:
     name: str
     factory: EngineFactory
     summary: str
-    default_options: Callable[[int], dict]  # workers -> options the runner passes unless the caller set them
+    default_options: Callable[[int], dict]  # engines sharing the machine's memory -> options unless the caller set them
 
 
 _REGISTRY: dict[str, EngineEntry] = {}

@@ -43,8 +43,8 @@ __all__ = ["FastEngine"]
 
 
 def _default_options(workers: int) -> dict:
-    """Golden maps may use a quarter of the machine's memory, split between workers (each caches its
-    own chunk when the selection does not fit in one)."""
+    """Golden maps may use a quarter of the machine's memory, split between the workers that share it
+    (each caches its own chunk when the selection does not fit in one), and at least 1 GiB."""
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):

@@ -97,8 +97,8 @@ class Checks:
             mode = "module"
         # Re-running the downstream graph from the golden layer output reproduces the golden logits.
         sink = {0: Sink.empty(len(golden_out))}
-        downstream.run(program, golden_out[rows].clone(), Rows(rows, np.zeros(len(rows), int), np.zeros(len(rows), bool)),
-                       kept, sink, 0, skip_checks=True)
+        rows_of_one_fault = Rows(rows, np.zeros(len(rows), int), np.zeros(len(rows), bool))
+        downstream.run(program, golden_out[rows].clone(), rows_of_one_fault, kept, sink, 0, skip_checks=True)
         if not (sink[0].codes[: len(rows)] == Outcome.MASKED).all():
             return "reference: re-running the graph from this layer does not reproduce the golden logits"
         return mode

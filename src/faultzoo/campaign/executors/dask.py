@@ -197,12 +197,14 @@ class DaskExecutor(Executor):
         """Workers load everything themselves (``setup.recipe``); each one starts doing so now."""
         if setup.recipe is None:
             raise ValueError("the Dask executor needs setup.recipe: its workers load the inputs themselves")
-        self._setup = replace(setup, inputs=None, threads=1)
+        # Each worker derives the engine's defaults from its own memory limit, not from the driver's machine.
+        self._setup = replace(setup, inputs=None, defaults=None, threads=1)
         client = self._ready()
         for k, address in enumerate(sorted(client.scheduler_info(n_workers=-1)["workers"])):
             # Before any task (highest priority), on each worker; elsewhere if that one dies first.
+            key = f"faultzoo-prepare-{setup.token}-{k}"
             self._warm_ups.append(client.submit(prepare, self._setup, workers=[address], allow_other_workers=True,
-                                                pure=False, priority=1 << 30, key=f"faultzoo-prepare-{setup.token}-{k}"))
+                                                pure=False, priority=1 << 30, key=key))
 
     def run(self, tasks: Sequence[Task], commit: Commit) -> dict:
         from distributed import as_completed
