@@ -37,6 +37,9 @@ _EXPORTS = {
     "injected": "faultzoo.faults",
     # campaigns
     "run_campaign": "faultzoo.campaign", "CampaignResult": "faultzoo.campaign", "Outcome": "faultzoo.campaign",
+    # analysis
+    "load_results": "faultzoo.analysis", "estimate": "faultzoo.analysis", "check_quality": "faultzoo.analysis",
+    "write_report": "faultzoo.analysis", "plan_campaign": "faultzoo.analysis",
     # errors
     "FaultzooError": "faultzoo.exceptions",
 }

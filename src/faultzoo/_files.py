@@ -22,8 +22,9 @@ from faultzoo.exceptions import OutputError
 __all__ = ["atomic_write", "atomic_writer", "ensure_writable_dir"]
 
 
-def ensure_writable_dir(folder: str | os.PathLike, *, what: str = "output folder") -> Path:
-    """Create ``folder`` if needed and check that files can be created in it.
+def ensure_writable_dir(folder: str | os.PathLike, *, what: str = "output folder", create: bool = True) -> Path:
+    """Check that files can be created in ``folder``, creating it if needed (``create=False``: check
+    only, in the nearest folder that exists, and create nothing).
 
     Raises:
         OutputError: the path is an existing file, or the folder cannot be created or written.
@@ -32,8 +33,14 @@ def ensure_writable_dir(folder: str | os.PathLike, *, what: str = "output folder
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"The {what} {folder} is an existing file, not a folder: choose another path.")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".faultzoo-probe.{os.getpid()}.{secrets.token_hex(4)}"
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        where = folder
+        while not where.exists():
+            where = where.parent
+        if not where.is_dir():
+            raise OutputError(f"The {what} {folder} lies under {where}, which is a file, not a folder.")
+        probe = where / f".faultzoo-probe.{os.getpid()}.{secrets.token_hex(4)}"
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as exc:

@@ -146,3 +146,72 @@ def test_help_shows_flags_as_flags_and_ends_with_an_example():
         epilog = result.output.split("Example", 1)
         assert len(epilog) == 2, (command, "no examples at the end of the help")
         assert any(line.strip().startswith("faultzoo ") for line in epilog[1].splitlines()), command
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+@pytest.fixture(scope="module")
+def small_list(tmp_path_factory) -> Path:
+    from faultzoo import get_model
+    from faultzoo.faults import sample_network, write_fault_list
+
+    path = tmp_path_factory.mktemp("fl") / "rn20_net.csv"
+    write_fault_list(sample_network(get_model("cifar10/resnet20", weights=None), n=12, seed=1,
+                                    model_id="cifar10/resnet20"), path)
+    return path
+
+
+def _campaign(capsys, small_list, out, *extra):
+    npz = require_shared(*EXACT)
+    require_shared("mirror")
+    return run_cli(capsys, "campaign", "cifar10/resnet20", "--faults", str(small_list), "--data", str(npz),
+                   "--limit", "8", "--batch-size", "4", "-o", str(out), *extra)
+
+
+def test_bad_campaign_arguments_fail_before_any_work(capsys, tmp_path, small_list):
+    (tmp_path / "afile").write_text("x")
+    code, text = _campaign(capsys, small_list, tmp_path / "afile")
+    assert code == 1 and "is an existing file, not a folder" in text, text
+    code, text = _campaign(capsys, small_list, tmp_path / "o1", "--device", "tpu")
+    assert code == 1 and "--device 'tpu' is not a device" in text and not (tmp_path / "o1").exists(), text
+    code, text = _campaign(capsys, small_list, tmp_path / "o2", "--fault-sample", "50")
+    assert code == 1 and "--fault-sample 50 asks for more faults than the 12" in text, text
+    assert not (tmp_path / "o2").exists()
+    code, text = _campaign(capsys, small_list, "/proc/faultzoo-out")
+    assert code == 1 and "Cannot write in the output folder" in text, text
+
+
+def test_records_say_what_ran_and_outcomes_are_never_silently_missing(capsys, tmp_path, small_list):
+    import json
+
+    out = tmp_path / "run"
+    code, text = _campaign(capsys, small_list, out, "--fault-sample", "5", "--fault-seed", "3")
+    assert code == 0, text
+    provenance = json.loads((out / "provenance.json").read_text())
+    subset = provenance["fault_list"]["selection"]
+    assert subset == {"how": "simple random sample", "fault_sample": 5, "fault_seed": 3, "of": 12, "faults": 5}
+    assert provenance["fault_list"]["meta"]["design_params"]["run_subset"] == subset
+    assert Path(provenance["fault_list"]["source"]).is_absolute()
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "task_seconds_per_fault"
+    code, text = _campaign(capsys, small_list, out, "--fault-sample", "5", "--fault-seed", "3", "--keep-outcomes")
+    assert code == 1 and "stored without per-image outcomes" in text, text
+    assert (out / "results.csv").is_file()  # a refused resume keeps the finished campaign's exports
+
+
+def test_a_finished_campaign_in_a_read_only_folder_is_readable(capsys, tmp_path, small_list):
+    out = tmp_path / "run"
+    assert _campaign(capsys, small_list, out)[0] == 0
+    view = tmp_path / "view"
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(out), str(view)], capture_output=True).returncode == 0 and \
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode == 0
+    if not mounted:
+        subprocess.run(["umount", str(view)], capture_output=True)
+        pytest.skip("cannot make a read-only bind mount here (needs root and mount permission)")
+    try:
+        code, text = _campaign(capsys, small_list, view)
+        assert code == 0 and "12 faults" in text and str(view / "results.csv") in text, text
+    finally:
+        subprocess.run(["umount", str(view)], capture_output=True)

@@ -16,7 +16,7 @@ from torch import nn
 
 from faultzoo.campaign.numerics import versions
 from faultzoo.campaign.spec import CampaignSpec, campaign_identity
-from faultzoo.exceptions import DatasetError
+from faultzoo.exceptions import DatasetError, FaultListFormatError
 from faultzoo.faults import Fault, FaultList, read_fault_list, validate
 
 __all__ = ["CampaignPlan", "Task", "build_plan", "load_images", "load_model", "make_tasks", "plan_tasks", "subset"]
@@ -79,8 +79,9 @@ def build_plan(spec: CampaignSpec, *, numerics: dict) -> CampaignPlan:
                                  data_sha256=selection.fingerprint(), images=len(selection.y))
     provenance = {
         "model": {**info.to_dict(), "provenance": model.faultzoo.to_dict()},
-        "fault_list": {"sha256": fault_list.fingerprint(), "source": fault_list.meta.source_file,
-                       "meta": fault_list.meta.to_dict(), "faults": len(fault_list)},
+        "fault_list": {"sha256": fault_list.fingerprint(), "source": _absolute(fault_list.meta.source_file),
+                       "meta": fault_list.meta.to_dict(), "faults": len(fault_list),
+                       "selection": fault_list.meta.design_params.get("run_subset")},
         "data": selection.describe(),
         "numerics": numerics,
         "versions": versions(),
@@ -90,17 +91,40 @@ def build_plan(spec: CampaignSpec, *, numerics: dict) -> CampaignPlan:
 
 
 def _select_faults(spec: CampaignSpec, model: nn.Module) -> FaultList:
+    """The faults to run: the list, or its first ``fault_limit`` faults, or a seeded ``fault_sample`` of it.
+
+    A part of a list is recorded in its metadata (``design_params["run_subset"]``: how it was taken and
+    of how many faults), so that the list's own margin (made for all of it) is never reported for the
+    part; the analysis computes the margin the part supports."""
     if isinstance(spec.faults, FaultList):
         fault_list = spec.faults
-        validate(fault_list, model)
+        validate(fault_list, model, model_id=spec.model_id)
     else:
         fault_list = read_fault_list(spec.faults, model, model_id=spec.model_id)  # validates against the model
-    if spec.fault_limit is not None:
+    listed = len(fault_list)
+    for flag, value in (("--fault-limit", spec.fault_limit), ("--fault-sample", spec.fault_sample)):
+        if value is not None and value > listed:
+            raise FaultListFormatError(f"{flag} {value} asks for more faults than the {listed:,} of the list "
+                                       f"{fault_list.meta.source_file or ''}; use at most {listed:,} or drop {flag}.")
+    taken = None
+    if spec.fault_limit is not None and spec.fault_limit < listed:
         fault_list = fault_list[:spec.fault_limit]
+        taken = {"how": "first", "fault_limit": spec.fault_limit}
     if spec.fault_sample is not None and spec.fault_sample < len(fault_list):
         chosen = random.Random(spec.fault_seed).sample(range(len(fault_list)), spec.fault_sample)
         fault_list = subset(fault_list, sorted(chosen))
-    return fault_list
+        taken = {"how": "simple random sample", "fault_sample": spec.fault_sample, "fault_seed": spec.fault_seed,
+                 **({"after_fault_limit": spec.fault_limit} if taken else {})}
+    if taken is None:
+        return fault_list
+    params = {**fault_list.meta.design_params, "run_subset": {**taken, "of": listed, "faults": len(fault_list)}}
+    return fault_list.with_meta(design_params=params)
+
+
+def _absolute(path: str | None) -> str | None:
+    from pathlib import Path
+
+    return str(Path(path).expanduser().resolve()) if path else path
 
 
 def subset(fault_list: FaultList, positions: Sequence[int]) -> FaultList:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from faultzoo._files import ensure_writable_dir
 from faultzoo.campaign.engines import engine_entry, make_engine
 from faultzoo.campaign.executors import Executor, make_executor
 from faultzoo.campaign.exports import export_all, remove_exports
@@ -28,7 +29,7 @@ from faultzoo.campaign.spec import CampaignSpec, identity_token
 from faultzoo.campaign.store import ResultStore
 from faultzoo.campaign.summary import CampaignSummary, summarize
 from faultzoo.campaign.worker import Inputs, Recipe, TaskOutput, WorkerSetup, logits_sha256
-from faultzoo.exceptions import FaultzooError
+from faultzoo.exceptions import FaultzooError, OutputError
 from faultzoo.faults import FaultList
 
 __all__ = ["STORE_NAME", "CampaignResult", "Progress", "ProgressCallback", "execute_campaign", "plan_tasks",
@@ -136,7 +137,17 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
                      callbacks: Sequence[ProgressCallback] = ()) -> CampaignResult:
     """Run (or resume) the campaign ``spec`` with ``executor``; see :func:`run_campaign`."""
     engine_entry(spec.engine)
-    device = torch.device(spec.device)
+    output = Path(output)
+    finished = _finished_read_only(output)
+    if finished is not None:
+        return finished
+    ensure_writable_dir(output, what="output folder (-o)", create=False)  # created once all is valid
+    try:
+        device = torch.device(spec.device)
+    except RuntimeError:
+        raise FaultzooError(f"--device {spec.device!r} is not a device torch knows; use cpu or cuda[:i].") from None
+    if device.type not in ("cpu", "cuda"):
+        raise FaultzooError(f"--device {spec.device!r}: campaigns run on cpu or cuda[:i].")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise FaultzooError(f"--device {spec.device}: CUDA is not available on this machine "
                             f"(torch {torch.__version__}).")
@@ -147,10 +158,10 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
         numerics["threads"] = 1
     plan = build_plan(spec, numerics=numerics)
     executor.check(plan)
-    output = Path(output)
     store_path = output / STORE_NAME
     store = ResultStore.open(store_path, plan.identity, plan.provenance, fault_list=plan.fault_list)
     with store, executor, torch_threads(1 if executor.single_threaded else None):
+        _check_outcomes_kept(store, spec)
         remove_exports(output)  # an export must never describe a different state of the store
         done = store.done_ids()
         pending = [i for i in range(len(plan.fault_list)) if i not in done]
@@ -176,6 +187,50 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
         **plan.provenance, "identity": plan.identity, "golden_top1": golden.accuracy, "engine": engine_info,
         "summary": summary.to_dict()}) if complete else {}
     return CampaignResult(output, store_path, summary, complete, exports, engine_info, plan.provenance)
+
+
+def _check_outcomes_kept(store: ResultStore, spec: CampaignSpec) -> None:
+    """--keep-outcomes added on a resume cannot give per-image outcomes of faults already stored without
+    them: refuse, with the reason, rather than export a matrix with holes."""
+    if not spec.keep_outcomes:
+        return
+    without = sum(r.outcomes is None for r in store.results())
+    if without:
+        raise FaultzooError(f"--keep-outcomes: {without} faults of {store.path} were stored without per-image "
+                            "outcomes by an earlier run; resume without --keep-outcomes, or start a new campaign "
+                            "(another -o folder) with it.")
+
+
+def _finished_read_only(output: Path) -> CampaignResult | None:
+    """A complete campaign in a folder this process cannot write: its stored results, nothing run.
+
+    (Its exports were written when it finished.) None when the folder can be written or holds no
+    complete campaign: the normal path then opens the store for writing and reports any problem."""
+    store_path = output / STORE_NAME
+    if not store_path.is_file() or _writable(output):
+        return None
+    with ResultStore.open_readonly(store_path) as store:
+        identity, meta, results = store.identity, store.meta, store.results()
+    if len(results) != identity.get("faults"):
+        raise OutputError(f"{output} holds an unfinished campaign ({len(results)} of {identity.get('faults')} faults) "
+                          "and cannot be written: make the folder writable to resume it.")
+    import json
+
+    from faultzoo.campaign.exports import PROVENANCE
+
+    provenance = json.loads((output / PROVENANCE).read_text()) if (output / PROVENANCE).is_file() else dict(meta)
+    summary = CampaignSummary.from_dict(provenance["summary"]) if "summary" in provenance else None
+    exports = {name: output / file for name, file in (("upstream", "results_upstream.csv"), ("results", "results.csv"),
+                                                      ("provenance", PROVENANCE)) if (output / file).is_file()}
+    return CampaignResult(output, store_path, summary, True, exports, provenance.get("engine", {}), dict(meta))
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        ensure_writable_dir(folder, what="output folder (-o)", create=False)
+    except OutputError:
+        return False
+    return True
 
 
 def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: list[int], executor: Executor,

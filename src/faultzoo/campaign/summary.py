@@ -55,6 +55,16 @@ class CampaignSummary:
     by_bit_class: dict[str, Tally] = field(default_factory=dict)
     by_layer: dict[str, Tally] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> CampaignSummary:
+        """The summary that :meth:`to_dict` wrote (as in provenance.json)."""
+        def tally(d: dict) -> Tally:
+            return Tally(**{k: d[k] for k in ("faults", "n", "masked", "non_critical", "critical", "nonfinite")})
+
+        return cls(data["faults_total"], data["faults_done"], data["golden_top1"], data["images"], tally(data["total"]),
+                   {k: tally(v) for k, v in data["by_bit_class"].items()},
+                   {k: tally(v) for k, v in data["by_layer"].items()})
+
     def to_dict(self) -> dict:
         return {"faults_total": self.faults_total, "faults_done": self.faults_done, "golden_top1": self.golden_top1,
                 "images": self.images, "total": self.total.to_dict(),
