@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -141,6 +142,7 @@ class DaskExecutor(Executor):
         self._setup: WorkerSetup | None = None
         self._warm_ups: list = []
         self._engine_description: dict = {}
+        self._run_id = uuid.uuid4().hex[:12]
         self.resubmitted = 0
 
     # ---------------------------------------------------------------- lifecycle
@@ -202,7 +204,7 @@ class DaskExecutor(Executor):
         client = self._ready()
         for k, address in enumerate(sorted(client.scheduler_info(n_workers=-1)["workers"])):
             # Before any task (highest priority), on each worker; elsewhere if that one dies first.
-            key = f"faultzoo-prepare-{setup.token}-{k}"
+            key = f"faultzoo-prepare-{self._run_id}-{k}"
             self._warm_ups.append(client.submit(prepare, self._setup, workers=[address], allow_other_workers=True,
                                                 pure=False, priority=1 << 30, key=key))
 
@@ -234,7 +236,8 @@ class DaskExecutor(Executor):
         return {**self._engine_description, **self.describe()}
 
     def _submit(self, client, task: Task, priority: int, *, attempt: int = 1):
-        key = f"faultzoo-task-{self._setup.token}-{task.index}" + (f"-again{attempt}" if attempt > 1 else "")
+        # Keys unique to this run: a key the scheduler still holds from another run would return that run's result.
+        key = f"faultzoo-task-{self._run_id}-{task.index}" + (f"-again{attempt}" if attempt > 1 else "")
         return client.submit(run_task, self._setup, task, key=key, pure=False, priority=priority)
 
     def _failed(self, future, task: Task | None, exc: Exception, attempts: dict) -> Task | None:
@@ -247,8 +250,13 @@ class DaskExecutor(Executor):
             raise FaultzooError(
                 f"Dask workers died every time they ran {'task ' + str(task.index) if task else 'a preparation'} "
                 f"({exc}): too little memory per worker? Results so far are saved; re-run to resume.") from exc
-        if task is None or attempts[task.index] >= MAX_ATTEMPTS or not _lost_with_a_worker(exc):
+        if not _lost_with_a_worker(exc):
             raise exc
+        if task is None:
+            return None  # a preparation lost with its worker: a worker also prepares on its first task
+        if attempts[task.index] >= MAX_ATTEMPTS:
+            raise FaultzooError(f"Task {task.index} was lost with its worker {attempts[task.index]} times ({exc}). "
+                                f"Results so far are saved; check the cluster's workers and re-run to resume.")
         attempts[task.index] += 1
         self.resubmitted += 1
         _logger.warning("task %d: its result was lost with a worker (%s); running it again", task.index, exc)
