@@ -67,6 +67,7 @@ def no_compute(monkeypatch):
         raise AssertionError("compute started although the campaign should have been refused")
 
     monkeypatch.setattr(runner_module, "golden_run", forbidden)
+    monkeypatch.setattr(runner_module, "_golden", forbidden)  # also the golden run on several threads
     monkeypatch.setattr(runner_module, "make_engine", forbidden)
 
 

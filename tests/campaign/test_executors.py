@@ -197,3 +197,19 @@ def test_driver_killed_then_resumed_with_another_executor(baseline, fault_csv, n
     assert (out / "results_upstream.csv").read_bytes() == baseline.exports["upstream"].read_bytes()
     assert _without_seconds(_read_csv(out / "results.csv")) == _without_seconds(_read_csv(baseline.exports["results"]))
     assert np.array_equal(np.load(out / "outcomes.npy"), np.load(baseline.exports["outcomes"]))
+
+
+def test_the_golden_run_on_idle_worker_cores_has_the_bits_of_a_one_thread_run(env, npz):
+    """With workers of one thread each, the driver runs its golden batches on several Python threads."""
+    import torch
+
+    from faultzoo.campaign.plan import load_images, load_model
+    from faultzoo.campaign.runner import _golden
+    from faultzoo.campaign.spec import CampaignSpec
+
+    spec = CampaignSpec(MODEL, "", data=str(npz), limit=LIMIT)
+    model, selection = load_model(spec), load_images(spec)
+    one = _golden(model, selection.x, selection.y, 16, threads=1)
+    two = _golden(model, selection.x, selection.y, 16, threads=2)
+    assert torch.equal(one.logits.view(torch.int32), two.logits.view(torch.int32))
+    assert torch.equal(one.labels, two.labels) and two.batch_size == 16

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from faultzoo.campaign.summary import CampaignSummary, summarize
 from faultzoo.campaign.worker import Inputs, Recipe, TaskOutput, WorkerSetup, logits_sha256
 from faultzoo.exceptions import FaultzooError, OutputError
 from faultzoo.faults import FaultList
+from faultzoo.inference import batch_slices
 
 __all__ = ["STORE_NAME", "CampaignResult", "Progress", "ProgressCallback", "execute_campaign", "plan_tasks",
            "run_campaign", "subset", "versions"]
@@ -169,10 +171,12 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
             executor.start()  # workers start now, so that their start-up overlaps the golden run
         model = plan.model.to(device)
         x, y = plan.selection.x.to(device), plan.selection.y.to(device)
-        golden = golden_run(model, x, y, batch_size=spec.batch_size)
+        golden = _golden(model, x, y, spec.batch_size, threads=_idle_cores(executor, device))
         engine_info: dict = {"engine": spec.engine, "note": "nothing left to compute in this run"}
         store.begin_run({**plan.provenance, "engine": spec.engine, "executor": executor.describe(),
                          "workers": executor.workers, "golden_top1": golden.accuracy})
+        for callback in callbacks if pending else ():  # inputs valid, golden run done: work starts
+            callback(Progress(len(done), len(plan.fault_list), 0, 0.0))
         status = "interrupted"
         try:
             if pending:
@@ -187,6 +191,29 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
         **plan.provenance, "identity": plan.identity, "golden_top1": golden.accuracy, "engine": engine_info,
         "summary": summary.to_dict()}) if complete else {}
     return CampaignResult(output, store_path, summary, complete, exports, engine_info, plan.provenance)
+
+
+def _idle_cores(executor: Executor, device: torch.device) -> int:
+    """Python threads for the driver's golden run: the workers' cores are idle until their first task."""
+    if not executor.single_threaded or device.type != "cpu":
+        return 1
+    return max(1, min(executor.workers, os.cpu_count() or 1))
+
+
+def _golden(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, threads: int) -> GoldenRun:
+    """The golden run. On ``threads`` > 1 Python threads its batches run side by side, each op on this
+    process's single intra-op thread: the very batches and bits of a one-thread run (which the workers
+    check: a worker reproduces the driver's golden logits before it computes anything)."""
+    if threads <= 1:
+        return golden_run(model, x, y, batch_size=batch_size)
+
+    def forward(batch: slice) -> torch.Tensor:
+        with torch.inference_mode():  # thread-local: entered in each thread
+            return model(x[batch])
+
+    with ThreadPoolExecutor(threads) as pool:
+        logits = torch.cat(list(pool.map(forward, batch_slices(len(x), batch_size))))
+    return GoldenRun(logits.contiguous(), y.to(torch.int64), batch_size)
 
 
 def _check_outcomes_kept(store: ResultStore, spec: CampaignSpec) -> None:
