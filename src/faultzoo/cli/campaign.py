@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,19 +16,22 @@ from faultzoo.cli._common import (
     weights_arg,
 )
 
-EXAMPLES = """
-Examples:
-
-  faultzoo faultlist cifar10/resnet20 --design dnn-benchmarks -o rn20_FL.csv
-
-  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --fault-sample 300 --data test.npz --workers 2 -o rn20-run
-
-  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data test.npz --dask local:2 -o rn20-run
-
-  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data /shared/test.npz --dask scheduler.json -o rn20-run
-
+EXAMPLES = """\b
 Re-running the same command resumes an interrupted campaign, with any of --workers or --dask.
+
+\b
+Examples:
+  faultzoo faultlist cifar10/resnet20 --design dnn-benchmarks -o rn20_FL.csv
+  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --fault-sample 300 --data test.npz --workers 2 -o rn20-run
+  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data test.npz --dask local:2 -o rn20-run
+  faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data /shared/test.npz --dask scheduler.json -o rn20-run
 """
+
+MEANINGS = (
+    "masked: every logit bit-identical to the fault-free run",
+    "non-critical: some logit differs, the top-1 class is the fault-free one",
+    "critical (SDC-1): the top-1 class differs from the fault-free run's",
+)
 
 
 def campaign(
@@ -69,10 +75,14 @@ def campaign(
             parse_dask_target(dask)
         except FaultzooError as exc:
             raise typer.BadParameter(str(exc).removeprefix(f"--dask {dask!r}: "), param_hint="--dask") from None
-    with progress_bar() as bar:
-        task = bar.add_task(f"campaign {model_id}", total=None, rate="")
+    with progress_bar() as bar, _says_stopping():
+        task = None
 
         def on_progress(p) -> None:
+            # The first call comes once every input is validated: no bar is drawn for a refused campaign.
+            nonlocal task
+            if task is None:
+                task = bar.add_task(f"campaign {model_id}", total=p.faults_total, rate="")
             bar.update(task, total=p.faults_total, completed=p.faults_done,
                        rate=f"{p.evaluations_per_second:,.0f} inferences/s")
 
@@ -94,12 +104,33 @@ def print_summary(result) -> None:
         table.add_row(name, str(tally.faults), f"{100 * tally.rate('masked'):.2f}",
                       f"{100 * tally.rate('non_critical'):.2f}", f"{100 * tally.rate('critical'):.2f}", str(tally.nonfinite), style="bold" if name == "all" else None)
     console.print(table)
+    for line in MEANINGS:
+        console.print(f"  {line}", markup=False, highlight=False)
     engine = result.engine or {}
     if engine.get("fallback"):
         console.print(f"[yellow]fast engine fell back to the reference: {engine['fallback']}[/yellow]")
     console.print(f"store: {result.store_path}")
     for name, path in result.exports.items():
         console.print(f"{name}: {path}")
+
+
+@contextmanager
+def _says_stopping():
+    """On Ctrl-C, say at once that the campaign is stopping (workers are shut down, results kept)."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts the shutdown
+        print("stopping... (results so far are kept)", file=sys.stderr, flush=True)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def register(app: typer.Typer) -> None:

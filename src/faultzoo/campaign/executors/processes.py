@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import threading
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -130,6 +131,8 @@ class ProcessesExecutor(Executor):
         except BaseException:
             for future in running:
                 future.cancel()
+            if not isinstance(sys.exc_info()[1], Exception):  # Ctrl-C, SystemExit: stop now, not after the tasks
+                self._pool.abort()
             raise
         return broken, lost
 
@@ -192,6 +195,11 @@ class _Pool:
 
     def pids(self) -> list[int]:
         return [f.result() for f in list(self._warm_up) if isinstance(f, Future) and f.done() and not f.exception()]
+
+    def abort(self) -> None:
+        """Terminate the workers at once (their unfinished tasks are lost; stored results are not)."""
+        for process in list((getattr(self.executor, "_processes", None) or {}).values()):
+            process.terminate()
 
     def close(self) -> None:
         self._starter.join()
