@@ -27,8 +27,9 @@ from torch import nn
 
 from faultzoo.campaign.golden import GoldenRun
 from faultzoo.campaign.outcome import Classified, classify
+from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault
-from faultzoo.keras.campaign.fast_checks import layer_mode
+from faultzoo.keras.campaign.fast_checks import end_to_end, layer_mode
 from faultzoo.keras.campaign.fast_pack import Pending, Sink, rows_equal
 from faultzoo.keras.campaign.graph import LayerCut, TwinGraph
 from faultzoo.keras.campaign.numerics import BatchCheck, check_batch_dependence, exact_numerics, keras_numerics
@@ -67,25 +68,18 @@ class KerasFastEngine:
         self.modes: dict[str, str] = {}  # Keras layer -> "slots" | "aligned" | "reference: why"
         self.stats = {"faults": 0, "rows": 0, "rows_dropped": 0, "downstream_batches": 0}
         self._kept: dict[int, np.ndarray] = {}  # golden cut values over all images, when they fit
+        self._end_to_end_checked = False
         self._started = False
 
     # ---------------------------------------------------------------- start-up
     def start(self) -> None:
-        """Golden run reproduced here; the graph walk reproduces the twin; how rows depend on their batch."""
+        """Check that the golden run is reproduced here, and how a row's logits depend on its batch."""
         if self._started:
             return
         self.reference.start()
         self.graph = TwinGraph(self.twin)
         with exact_numerics():
-            first = self.batches[0]
-            walked = self.graph.probe(self._all_cut_tensors())(self.x[first])[0].numpy()
-            if not rows_equal(walked, self.golden_logits[first]).all():
-                self.fallback = "walking the twin's graph layer by layer does not reproduce the golden logits"
-            else:
-                self.batch_check = check_batch_dependence(self.reference.forward, self.x, self.golden_logits,
-                                                          self.batches)
-        if self.fallback:
-            _logger.warning("the fast Keras engine runs every fault the reference way: %s", self.fallback)
+            self.batch_check = check_batch_dependence(self.reference.forward, self.x, self.golden_logits, self.batches)
         self._started = True
 
     def export_state(self, *, threads: int = 1) -> None:
@@ -143,7 +137,7 @@ class KerasFastEngine:
         if new:
             self._decide_modes(new, {layer: faults[groups[layer][0]][1] for layer in new})
         for layer in list(groups):
-            if self.modes[layer].startswith("reference"):
+            if self.fallback or self.modes[layer].startswith("reference"):
                 slow.extend(groups.pop(layer))
         return groups, slow
 
@@ -155,14 +149,32 @@ class KerasFastEngine:
                 self.modes[layer] = f"reference: {cut}"
             else:
                 cuts[layer] = cut
-        if not cuts:
+        if not cuts or self.fallback:
+            for layer in cuts:
+                self.modes[layer] = f"reference: {self.fallback}"
             return
         batch = self.batches[0]
-        values = self._probe(list(cuts.values()), batch)
+        try:
+            values = self._probe(list(cuts.values()), batch)
+        except ExactnessError as exc:
+            self.fallback = str(exc)
+            _logger.warning("the fast Keras engine runs every fault the reference way: %s", exc)
+            return self._decide_modes(layers, first_fault)
+        golden = self.golden_logits[batch]
         for layer, cut in cuts.items():
-            self.modes[layer] = layer_mode(self, cut, first_fault[layer], values, batch)
-            if self.modes[layer].startswith("reference"):
-                _logger.info("Keras layer %s runs the reference way: %s", layer, self.modes[layer])
+            mode = layer_mode(self.graph, cut, values, golden, self.batch_check.mode)
+            if not mode.startswith("reference") and not self._end_to_end_checked:
+                self._end_to_end_checked = True
+                if not end_to_end(self.graph, cut, values, self.reference, first_fault[layer], batch):
+                    self.fallback = (f"the fast path's logits differ from the whole twin's for {first_fault[layer]} "
+                                     "on the first golden batch")
+                    _logger.warning("the fast Keras engine runs every fault the reference way: %s", self.fallback)
+                    for other in cuts:
+                        self.modes[other] = f"reference: {self.fallback}"
+                    return
+            self.modes[layer] = mode
+            if mode.startswith("reference"):
+                _logger.info("Keras layer %s runs the reference way: %s", layer, mode)
 
     # ---------------------------------------------------------------- golden values
     def _tensors(self, cuts) -> list:
@@ -174,16 +186,19 @@ class KerasFastEngine:
                     out.append(t)
         return out
 
-    def _all_cut_tensors(self) -> list:
-        """Cached tensors of every layer with variables: one probe function serves every call."""
-        cuts = [self.graph.cut(layer.name) for layer in self.twin.layers if layer.weights]
-        return self._tensors([c for c in cuts if not isinstance(c, str)])
-
     def _probe(self, cuts: list[LayerCut], batch: slice) -> dict[int, np.ndarray]:
-        tensors = self._all_cut_tensors()
-        wanted = {id(t) for t in self._tensors(cuts)}
-        results = self.graph.probe(tensors)(self.x[batch])[1:]
-        return {id(t): v.numpy() for t, v in zip(tensors, results) if id(t) in wanted}
+        """Golden values of the cuts' tensors on one golden batch, from a walk of the whole graph whose
+        logits must equal the golden ones bit for bit (else the cached values would not be the twin's).
+
+        Raises:
+            ExactnessError: the walk does not reproduce the golden logits.
+        """
+        tensors = self._tensors(cuts)
+        logits, *results = self.graph.probe(tensors)(self.x[batch])
+        if not rows_equal(logits.numpy(), self.golden_logits[batch]).all():
+            raise ExactnessError(f"walking the twin's graph layer by layer does not reproduce the golden logits of "
+                                 f"images {batch.start}..{batch.stop - 1}")
+        return {id(t): v.numpy() for t, v in zip(tensors, results)}
 
     @staticmethod
     def _row_bytes(tensors) -> int:
@@ -245,7 +260,7 @@ class KerasFastEngine:
                     for b in chunk:
                         sl = self.batches[b]
                         local = slice(sl.start - offset, sl.stop - offset)
-                        out = np.asarray(layer_fn(*(a[local] for a in inputs)))
+                        out = layer_fn(*(a[local] for a in inputs))
                         changed = ~rows_equal(out, golden_out[local])
                         self.stats["rows"] += len(out)
                         self.stats["rows_dropped"] += int((~changed).sum())
@@ -259,15 +274,14 @@ class KerasFastEngine:
                             slots = np.flatnonzero(changed)
                             pending.add(len(out), pos, sl.start + slots, slots, out[slots])
             for pos, local, out in aligned:
-                logits = torch.from_numpy(np.asarray(down(out, *(f[local] for f in frontier))))
+                logits = torch.from_numpy(down(out, *(f[local] for f in frontier)))
                 images = np.arange(local.start, local.stop) + offset
                 sinks[pos].put(images, classify(self.golden.logits[offset + local.start:offset + local.stop], logits))
                 self.stats["downstream_batches"] += 1
             if pending:
+                fillers = self._fillers(chunk, offset, golden_out, frontier)
                 self.stats["downstream_batches"] += pending.drain(
-                    lambda *a: np.asarray(down(*a)), self.golden.logits, self._fillers(chunk, offset, golden_out,
-                                                                                      frontier),
-                    lambda images: [f[images - offset] for f in frontier], sinks)
+                    down, self.golden.logits, fillers, lambda images: [f[images - offset] for f in frontier], sinks)
 
     def _fillers(self, chunk, offset, golden_out, frontier) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
         """Per batch size in the chunk: the golden rows of one golden batch of that size."""

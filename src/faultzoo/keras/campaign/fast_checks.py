@@ -2,13 +2,14 @@
 
 Per layer, on its first fault, with the golden values of the first golden batch:
 1. the layer alone, on its golden inputs, computes its golden output inside the twin;
-2. the downstream cone, from the golden layer output and frontier, computes the golden logits;
-3. with the first fault written into the twin, the fast path (layer alone, then downstream) gives the
-   reference's logits (the whole twin run) bit for bit;
-4. in the downstream cone a row's logits do not change when the other rows of its batch hold other
-   values (a NaN row among them), so rows of several faults may share a batch (``slots``).
-A failed 1-3 runs the layer's faults the reference way; a failed 4 keeps them in the golden batches
-(``aligned``). The outcome of every check is recorded in the engine's description.
+2. the downstream chain, from the golden layer output and frontier, computes the golden logits,
+   even when half the rows of the batch hold other values (a NaN row among them): rows of several
+   faults may then share a batch (``slots``);
+3. if only the mixing fails, the layer's rows stay in their golden batches (``aligned``); if the
+   chain does not reproduce the golden logits at all, or the layer alone does not, the layer's
+   faults run the reference way.
+Once per engine, the first fault of a fast layer is also run both ways on the first golden batch:
+the fast path's logits must equal the whole twin's bit for bit (:func:`end_to_end`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from faultzoo.keras.campaign.fast_pack import rows_equal
 from faultzoo.keras.campaign.graph import LayerCut
 
-__all__ = ["layer_mode"]
+__all__ = ["end_to_end", "layer_mode"]
 
 
 def _same(a, b) -> bool:
@@ -26,36 +27,27 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and bool(rows_equal(a, b).all())
 
 
-def layer_mode(engine, cut: LayerCut, fault, values: dict, batch: slice) -> str:
+def layer_mode(graph, cut: LayerCut, values: dict, golden: np.ndarray, batch_mode: str) -> str:
     """``"slots"``, ``"aligned"`` or ``"reference: <why>"`` for the faults of ``cut``'s layer.
 
-    ``values`` holds the golden values (id of KerasTensor -> array) of ``batch``, the first golden batch.
+    ``values`` holds the golden values (id of KerasTensor -> array) of the first golden batch, whose
+    golden logits are ``golden``; ``batch_mode`` is the whole twin's :class:`BatchCheck` mode.
     """
-    graph = engine.graph
-    layer_fn, down_fn = graph.layer_fn(cut), graph.down_fn(cut)
     inputs = [values[id(t)] for t in cut.inputs]
     out = values[id(cut.output)]
     frontier = [values[id(t)] for t in cut.frontier]
-    golden = engine.golden_logits[batch]
-    if not _same(layer_fn(*inputs), out):
+    if not _same(graph.layer_fn(cut)(*inputs), out):
         return "reference: the layer alone does not compute its output inside the twin"
-    if not _same(down_fn(out, *frontier), golden):
+    down = graph.down_fn(cut)
+    if batch_mode == "slots" and _rows_stand_alone(down, out, frontier, golden):
+        return "slots"
+    if not _same(down(out, *frontier), golden):
         return "reference: the layers after it, re-run from its golden output, do not give the golden logits"
-    target, word = engine.reference.locate(fault)
-    with engine.reference.writer.injected(target, word):
-        expected = engine.reference.forward(engine.x[batch])
-        got = down_fn(layer_fn(*inputs), *frontier)
-    if not _same(got, expected):
-        return f"reference: the fast path's logits differ from the whole twin's for {fault}"
-    if engine.batch_check.mode != "slots":
-        return "aligned"
-    if not _rows_stand_alone(down_fn, out, frontier, golden):
-        return "aligned"
-    return "slots"
+    return "aligned"
 
 
-def _rows_stand_alone(down_fn, out: np.ndarray, frontier: list[np.ndarray], golden: np.ndarray) -> bool:
-    """Half the rows replaced by other rows (a NaN one among them): the other half keeps its logits."""
+def _rows_stand_alone(down, out: np.ndarray, frontier: list[np.ndarray], golden: np.ndarray) -> bool:
+    """Half the rows replaced by other rows (a NaN one among them): the other half keeps its golden logits."""
     size = len(out)
     if size < 2:
         return False
@@ -71,7 +63,17 @@ def _rows_stand_alone(down_fn, out: np.ndarray, frontier: list[np.ndarray], gold
             g = f.copy()
             g[swap] = f[::-1][swap]
             mixed_front.append(g)
-        got = np.asarray(down_fn(mixed, *mixed_front))
-        if not _same(got[kept], golden[kept]):
+        if not _same(down(mixed, *mixed_front)[kept], golden[kept]):
             return False
     return True
+
+
+def end_to_end(graph, cut: LayerCut, values: dict, reference, fault, batch: slice) -> bool:
+    """With ``fault`` written into the twin: layer alone + downstream chain == the whole twin, on ``batch``."""
+    target, word = reference.locate(fault)
+    inputs = [values[id(t)] for t in cut.inputs]
+    frontier = [values[id(t)] for t in cut.frontier]
+    with reference.writer.injected(target, word):
+        expected = reference.forward(reference.x[batch])
+        got = graph.down_fn(cut)(graph.layer_fn(cut)(*inputs), *frontier)
+    return _same(got, expected)

@@ -6,13 +6,19 @@ cone, recomputed for every faulty row), and the rest, which a weight fault canno
 downstream cone may also read tensors that do not depend on the layer (a residual shortcut): those
 are its *frontier*, taken from the golden run as well.
 
-Every piece is a ``tf.function`` traced once with a free batch dimension, which calls the twin's own
-layers in the order of the twin's graph, the way ``keras.Model.__call__`` does.
+The downstream cone is run as a chain of compiled pieces, so that layers share most of them: a
+*boundary* is a point of the graph where a single tensor carries everything later nodes need (the
+output of a residual block, for instance). A layer's downstream is its *partial* piece (from the
+layer's output to the next boundary) followed by the *segments* between later boundaries, each
+traced once for the whole campaign. Every piece is a ``tf.function`` traced with a free batch
+dimension that calls the twin's own layers in the order of the twin's graph.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from faultzoo.keras._tf import require_keras
 
@@ -26,17 +32,18 @@ def _spec(tensor):
 
 @dataclass(eq=False)
 class LayerCut:
-    """The twin around one layer's only call: its inputs, its output, the downstream nodes and frontier."""
+    """The twin around one layer's only call: its inputs, its output, the downstream pieces and frontier."""
 
     layer: str
     node: object  # the layer's keras Node
     inputs: list  # KerasTensors the layer reads (golden)
     output: object  # the KerasTensor it writes
-    downstream: list  # nodes that depend on the output, in execution order
-    frontier: list  # KerasTensors the downstream nodes read that do not depend on the layer (golden)
-    macs: int = 0  # multiply-accumulates of the layer and its downstream, per image
+    partial: list  # downstream nodes up to the next boundary, in execution order
+    frontier: list  # KerasTensors the partial nodes read that do not depend on the layer (golden)
+    boundary: int  # index of the boundary the partial ends at (its tensor is the chain's start)
+    macs: int = 0  # multiply-accumulates of the layer and everything after it, per image
     _layer_fn: object = field(default=None, repr=False)
-    _down_fn: object = field(default=None, repr=False)
+    _partial_fn: object = field(default=None, repr=False)
 
     @property
     def cached(self) -> list:
@@ -50,7 +57,7 @@ class LayerCut:
 
 
 class TwinGraph:
-    """The nodes of a Keras functional twin in execution order, and the cuts a fault engine needs."""
+    """The nodes of a Keras functional twin in execution order, its boundaries, and per-layer cuts."""
 
     def __init__(self, twin):
         self.twin = twin
@@ -59,10 +66,13 @@ class TwinGraph:
         self.nodes = [n for d in sorted(by_depth, reverse=True) for n in by_depth[d]
                       if n.operation is not None and not n.is_input]
         self.inputs = list(twin.inputs)
-        self.outputs = list(twin.outputs)
+        self.output = twin.outputs[0]
+        self.boundaries = self._boundaries()  # [(position after which it holds, tensor)]
         self._cuts: dict[str, LayerCut | str] = {}
-        self._probe = None
-        self.total_macs = sum(_macs(n) for n in self.nodes)
+        self._segments: dict[int, object] = {}
+        self._probes: dict[tuple, object] = {}
+        self.node_macs = [_macs(n) for n in self.nodes]
+        self.total_macs = sum(self.node_macs)
 
     # ---------------------------------------------------------------- running nodes
     def run(self, seeds, nodes, outputs) -> list:
@@ -72,9 +82,12 @@ class TwinGraph:
         for node in nodes:
             args, kwargs = node.arguments.fill_in(values)
             op = node.operation
-            if "training" in getattr(op, "_call_context_args", ()):
+            if getattr(op, "_call_has_training_arg", False):
                 kwargs["training"] = False
-            for t, v in zip(node.outputs, keras.tree.flatten(op(*args, **kwargs))):
+            # Layer.call itself: Layer.__call__ adds bookkeeping (dtype conversion, which float32 inputs of
+            # a float32 twin skip, masks, name scopes) that makes tracing slow and changes no value.
+            call = op.call if isinstance(op, keras.layers.Layer) else op
+            for t, v in zip(node.outputs, keras.tree.flatten(call(*args, **kwargs))):
                 values[id(t)] = v
         return [values[id(t)] for t in outputs]
 
@@ -85,7 +98,34 @@ class TwinGraph:
         def fn(*values):
             return self.run(list(zip(inputs, values)), nodes, outputs)
 
-        return tf.function(fn, input_signature=[_spec(t) for t in inputs], autograph=False, reduce_retracing=True)
+        return tf.function(fn, input_signature=[_spec(t) for t in inputs], autograph=False)
+
+    # ---------------------------------------------------------------- boundaries
+    def _boundaries(self) -> list[tuple[int, object]]:
+        """Points after which a single tensor is all later nodes read (and the logits, after the last node)."""
+        last_use: dict[int, int] = {id(t): -1 for t in self.inputs}
+        for p, node in enumerate(self.nodes):
+            for t in node.input_tensors:
+                last_use[id(t)] = p
+            for t in node.outputs:
+                last_use.setdefault(id(t), -1)
+        last_use[id(self.output)] = len(self.nodes)
+        live: dict[int, object] = {id(t): t for t in self.inputs}
+        out = []
+        for p, node in enumerate(self.nodes):
+            for t in node.outputs:
+                live[id(t)] = t
+            live = {k: t for k, t in live.items() if last_use[k] > p}
+            if len(live) == 1:
+                out.append((p, next(iter(live.values()))))
+        return out
+
+    def segment(self, index: int):
+        """Boundary ``index`` -> boundary ``index + 1`` (traced once)."""
+        if index not in self._segments:
+            (start, tensor), (stop, nxt) = self.boundaries[index], self.boundaries[index + 1]
+            self._segments[index] = self.compile([tensor], self.nodes[start + 1:stop + 1], [nxt])
+        return self._segments[index]
 
     # ---------------------------------------------------------------- cuts
     def cut(self, layer_name: str) -> LayerCut | str:
@@ -95,57 +135,67 @@ class TwinGraph:
         return self._cuts[layer_name]
 
     def _make_cut(self, layer_name: str) -> LayerCut | str:
-        calls = [n for n in self.nodes if getattr(n.operation, "name", None) == layer_name]
+        calls = [p for p, n in enumerate(self.nodes) if getattr(n.operation, "name", None) == layer_name]
         if len(calls) != 1:
             return f"layer {layer_name!r} is called {len(calls)} times in the twin (a cut needs exactly one call)"
-        node = calls[0]
+        q = calls[0]
+        node = self.nodes[q]
         if len(node.outputs) != 1:
             return f"layer {layer_name!r} has {len(node.outputs)} outputs (a cut needs one)"
+        if not self.boundaries or self.boundaries[-1][1] is not self.output:
+            return "the twin's logits are not a single tensor at the end of its graph"
+        b = next(i for i, (p, _) in enumerate(self.boundaries) if p >= q)
+        stop = self.boundaries[b][0]
         output = node.outputs[0]
         dirty = {id(output)}
-        downstream = []
-        for n in self.nodes:
-            if n is not node and any(id(t) in dirty for t in n.input_tensors):
-                downstream.append(n)
+        partial = []
+        for n in self.nodes[q + 1:stop + 1]:
+            if any(id(t) in dirty for t in n.input_tensors):
+                partial.append(n)
                 dirty.update(id(t) for t in n.outputs)
-        if not all(id(t) in dirty for t in self.outputs):
-            return f"the twin's logits do not all depend on layer {layer_name!r}"
+        if id(self.boundaries[b][1]) not in dirty:
+            return f"the twin's logits do not depend on layer {layer_name!r}"
         frontier, seen = [], set()
-        for n in downstream:
+        for n in partial:
             for t in n.input_tensors:
                 if id(t) not in dirty and id(t) not in seen:
                     seen.add(id(t))
                     frontier.append(t)
         inputs = list({id(t): t for t in node.input_tensors}.values())
-        macs = _macs(node) + sum(_macs(n) for n in downstream)
-        return LayerCut(layer_name, node, inputs, output, downstream, frontier, macs)
+        macs = sum(self.node_macs[q:])
+        return LayerCut(layer_name, node, inputs, output, partial, frontier, b, macs)
 
     def layer_fn(self, cut: LayerCut):
-        """The layer alone: golden inputs -> its output (reads the layer's variables, faulty or not)."""
+        """The layer alone: golden inputs -> its output as numpy (reads the layer's variables, faulty or not)."""
         if cut._layer_fn is None:
             fn = self.compile(cut.inputs, [cut.node], [cut.output])
-            cut._layer_fn = lambda *values: fn(*values)[0]
+            cut._layer_fn = lambda *values: fn(*values)[0].numpy()
         return cut._layer_fn
 
     def down_fn(self, cut: LayerCut):
-        """The downstream cone: (layer output, *frontier) -> logits."""
-        if cut._down_fn is None:
-            if not cut.downstream:  # the layer writes the logits itself
-                cut._down_fn = lambda out, *frontier: out
-            else:
-                fn = self.compile([cut.output, *cut.frontier], cut.downstream, self.outputs[:1])
-                cut._down_fn = lambda *values: fn(*values)[0]
-        return cut._down_fn
+        """The downstream chain: (layer output, *frontier) -> logits as numpy."""
+        if cut._partial_fn is None:
+            if cut.partial:
+                fn = self.compile([cut.output, *cut.frontier], cut.partial, [self.boundaries[cut.boundary][1]])
+                cut._partial_fn = lambda *values: fn(*values)[0]
+            else:  # the layer's output is the boundary itself
+                cut._partial_fn = lambda out, *frontier: out
+        partial = cut._partial_fn
+
+        def down(out, *frontier):
+            value = partial(out, *frontier)
+            for index in range(cut.boundary, len(self.boundaries) - 1):
+                value = self.segment(index)(value)[0]
+            return np.array(value)  # a writable copy (torch.from_numpy warns on read-only arrays)
+
+        return down
 
     def probe(self, tensors: list):
-        """A tf.function: images -> (logits, *values of ``tensors``) through the whole graph.
-
-        Traced for the given tensors the first time and reused while the same list is asked for.
-        """
+        """A tf.function: images -> (logits, *values of ``tensors``) through the whole graph (one trace per list)."""
         key = tuple(id(t) for t in tensors)
-        if self._probe is None or self._probe[0] != key:
-            self._probe = (key, self.compile(self.inputs[:1], self.nodes, [*self.outputs[:1], *tensors]))
-        return self._probe[1]
+        if key not in self._probes:
+            self._probes[key] = self.compile(self.inputs[:1], self.nodes, [self.output, *tensors])
+        return self._probes[key]
 
 
 def _macs(node) -> int:
@@ -154,11 +204,5 @@ def _macs(node) -> int:
     kernel = getattr(op, "kernel", None)
     if kernel is None or not node.outputs:
         return 0
-    out = [d for d in node.outputs[0].shape[1:-1] if d]
-    spatial = 1
-    for d in out:
-        spatial *= int(d)
-    size = 1
-    for d in kernel.shape:
-        size *= int(d)
-    return spatial * size
+    spatial = int(np.prod([int(d) for d in node.outputs[0].shape[1:-1] if d] or [1]))
+    return spatial * int(np.prod([int(d) for d in kernel.shape]))

@@ -2,11 +2,12 @@
 
 A campaign's Keras numerics are: float32 everywhere, TensorFloat-32 off, the twin run in TensorFlow
 graph mode through one ``tf.function`` traced with a free batch dimension (the function
-:func:`faultzoo.keras.predict_logits` uses), no XLA, and Grappler's arithmetic optimizer off.
-That optimizer rewrites arithmetic across layer boundaries (it folds multiplications into
-convolutions, for instance), so with it a layer's output inside the whole twin is not the output
-of the layer on its own, and re-running a twin from a cached activation would not reproduce the
-twin's logits. Without it, every layer computes inside the twin exactly what it computes alone.
+:func:`faultzoo.keras.predict_logits` uses), no XLA, and Grappler (TensorFlow's graph rewriter) off,
+so that every operation runs as the twin's layers traced it. With Grappler on, its arithmetic
+optimizer rewrites arithmetic across layer boundaries (it folds multiplications into
+convolutions, for instance): a layer's output inside the whole twin is then not the output of the
+layer on its own, and re-running a twin from a cached activation does not reproduce the twin's
+logits. Without it, every layer computes inside the twin exactly what it computes alone.
 
 The settings are applied around each piece of campaign work (:func:`exact_numerics`) and restored
 afterwards, because TensorFlow reads them on every call: other Keras work in the same process
@@ -29,12 +30,12 @@ from faultzoo.keras._tf import require_keras
 __all__ = ["GRAPPLER_OPTIONS", "BatchCheck", "check_batch_dependence", "exact_numerics", "keras_numerics",
            "set_keras_threads", "tf_versions"]
 
-GRAPPLER_OPTIONS = {"arithmetic_optimization": False}
+GRAPPLER_OPTIONS = {"disable_meta_optimizer": True}
 
 
 @contextmanager
 def exact_numerics() -> Iterator[None]:
-    """Inside the block: TF32 off and Grappler's arithmetic optimizer off; the caller's options after."""
+    """Inside the block: TF32 off and Grappler off; the caller's options after."""
     _, tf = require_keras()
     tf.config.experimental.enable_tensor_float_32_execution(False)
     before = tf.config.optimizer.get_experimental_options()
@@ -42,8 +43,9 @@ def exact_numerics() -> Iterator[None]:
     try:
         yield
     finally:
-        # The option has no "unset": put back the caller's value, or the default (on).
-        tf.config.optimizer.set_experimental_options({key: before.get(key, True) for key in GRAPPLER_OPTIONS})
+        # The options have no "unset": put back the caller's values, or TensorFlow's defaults.
+        tf.config.optimizer.set_experimental_options({key: before.get(key, not value)
+                                                      for key, value in GRAPPLER_OPTIONS.items()})
 
 
 def set_keras_threads(intra_op: int | None = None, inter_op: int | None = None) -> None:
