@@ -121,8 +121,8 @@ def check_golden(forward, x: np.ndarray, golden: GoldenRun, sl: slice, batch_siz
     same = got.shape == want.shape and np.array_equal(got.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
     if not same:
         raise ExactnessError("The golden logits are not reproduced by this twin here (first batch differs): compute "
-                             "the golden run with faultzoo.keras.campaign.keras_golden_run on the same twin, images and "
-                             "batch size, in a process with the same Keras numerics (threads, oneDNN).")
+                             "the golden run with faultzoo.keras.campaign.keras_golden_run on the same twin, images "
+                             "and batch size, in a process with the same Keras numerics (threads, oneDNN).")
 
 
 def concat(chunks: list[Classified]) -> Classified:
