@@ -41,7 +41,7 @@ def _root(
 
 
 # Each module defines register(app) and adds its own command(s).
-COMMAND_MODULES = ("models", "eval", "faultlist", "campaign", "report", "plan")
+COMMAND_MODULES = ("models", "eval", "faultlist", "campaign", "report", "plan", "compare")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)
