@@ -155,14 +155,24 @@ def test_unknown_module_type_is_refused():
 
 class InPlaceAlias(nn.Module):
     def forward(self, x):
-        y = torch.flatten(x, 1)
+        flat = torch.flatten(x, 1)
+        y = torch.cat([flat, flat], 1)  # a fresh tensor, not a view
         z = F.relu(y, inplace=True)
         return torch.cat([z, y], 1)  # y is read after relu_ changed it
+
+
+class InPlaceView(nn.Module):
+    def forward(self, x):
+        y = torch.cat([x, x], 1)
+        F.relu(y[:, :1], inplace=True)  # edits y through the view
+        return torch.flatten(y, 1)
 
 
 def test_in_place_op_on_a_value_read_later_is_refused():
     with pytest.raises(TranslationError, match="in place.*read later by cat"):
         translate(InPlaceAlias().eval(), (3, 2, 2))
+    with pytest.raises(TranslationError, match="in place, a view of another tensor"):
+        translate(InPlaceView().eval(), (3, 2, 2))
 
 
 def test_training_mode_and_uneven_pools_are_refused():

@@ -104,9 +104,17 @@ def _bind(node: fx.Node, args: tuple, kwargs: dict, names: Sequence[str], defaul
     return bound
 
 
+def _target_name(node: fx.Node) -> str:
+    return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+
+
 def _describe(node: fx.Node) -> str:
-    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
-    return f"node {node.name!r} ({node.op} {target})"
+    return f"node {node.name!r} ({node.op} {_target_name(node)})"
+
+
+# Operations whose result may share memory with their input: an in-place op on one edits both.
+_VIEWS = {"getitem", "view", "reshape", "flatten", "narrow", "select", "permute", "transpose", "t", "expand",
+          "squeeze", "unsqueeze", "contiguous", "view_as", "unflatten", "chunk", "split"}
 
 
 def _pool_pads(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> tuple[int, int]:
@@ -230,11 +238,13 @@ class _Translator:
         if not in_place or not node.args or not isinstance(node.args[0], fx.Node):
             return
         mutated = node.args[0]
+        if mutated.op in ("call_function", "call_method") and _target_name(mutated) in _VIEWS:
+            raise TranslationError(f"{_describe(node)} modifies {mutated.name!r} in place, a view of another "
+                                   "tensor; the Keras twin cannot reproduce that aliasing.")
         late = [u.name for u in mutated.users if u is not node and self.order[u] > self.order[node]]
-        if late or mutated.op == "placeholder":
-            readers = ", ".join(late) or "the caller (it is the model input)"
+        if late:
             raise TranslationError(f"{_describe(node)} modifies {mutated.name!r} in place, which is read later by "
-                                   f"{readers}; the Keras twin cannot reproduce that aliasing.")
+                                   f"{', '.join(late)}; the Keras twin cannot reproduce that aliasing.")
 
     # --- helpers used by the rules ------------------------------------------------------------------
     def layer(self, node: fx.Node, factory: Callable[[str], Any], suffix: str = "") -> Any:

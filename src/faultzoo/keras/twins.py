@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from faultzoo import _hub
@@ -13,6 +14,7 @@ from faultzoo.keras._tf import require_keras, versions
 from faultzoo.keras.files import is_keras_file, read_keras_weights
 from faultzoo.keras.translate import translate
 from faultzoo.keras.weights import assign_layer_arrays, check_layer_arrays, keras_weights_sha256, torch_layer_arrays
+from faultzoo.zoo.architectures import all_architectures
 
 __all__ = ["TwinProvenance", "convert", "get_keras_model"]
 
@@ -81,7 +83,9 @@ def get_keras_model(model_id: str, weights="default", *, progress: bool = False)
     if is_keras_file(weights):
         path = Path(weights).expanduser()
         arrays = read_keras_weights(path)  # refuses an unreadable file before building anything
-        twin = translate(get_model(model_id, weights=None), info.input_size, name=name)
+        with torch.device("meta"):  # the architecture only: every value comes from the file
+            architecture = all_architectures()[model_id]().eval()
+        twin = translate(architecture, info.input_size, name=name)
         assign_layer_arrays(twin, arrays, source=str(path))
         twin.trainable = False
         source, file_hash, state_hash = str(path.resolve()), _hub.sha256_file(path), None
