@@ -426,6 +426,10 @@ def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_
     assert [s for _, s, _ in runs] == ["running"]  # killed: the run never ended
     assert runs[0][2] == len(results)
     assert _exports_present(out) == []
+    with sqlite3.connect(store) as db:
+        tempdir = json.loads(db.execute("SELECT provenance FROM runs").fetchone()[0]).get("tempdir")
+    if workers > 1:  # the fork server's folder, left behind by the killed process
+        assert tempdir and Path(tempdir).is_dir()
 
     second = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
@@ -434,6 +438,7 @@ def test_kill_9_then_same_command_resumes_exactly(baseline, fault_csv, npz, tmp_
 
     _, runs = _store_rows(store)
     assert [s for _, s, _ in runs] == ["interrupted", "complete"]  # the resume found the dead run
+    assert not (tempdir and Path(tempdir).exists()), "the dead run's temporary folder was left behind"
     assert sum(d for _, _, d in runs) == SAMPLE  # no fault lost or counted twice
     assert runs[1][2] == SAMPLE - len(results)
     assert (out / "results_upstream.csv").read_bytes() == baseline.exports["upstream"].read_bytes()

@@ -23,7 +23,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import multiprocessing
 import os
+import shutil
 import sqlite3
 import zlib
 from datetime import datetime, timezone
@@ -152,6 +154,7 @@ class ResultStore:
                 db.execute(_FAULTS)
                 store._put("schema_version", SCHEMA_VERSION)
                 # We hold the lock: a run still "running" belonged to a process that died.
+                store._clean_after_dead_runs()
                 db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
             if fault_list is not None:
                 store.put_faults(fault_list)
@@ -250,12 +253,27 @@ class ResultStore:
 
     # -------------------------------------------------------------- runs
     def begin_run(self, provenance: Mapping) -> int:
+        # multiprocessing's temporary folder (the fork server's socket): removed at exit, but not when the
+        # process is killed; recorded so that the next run removes it then.
+        tempdir = multiprocessing.current_process()._config.get("tempdir")
         with self._transaction():
             cur = self._db.execute("INSERT INTO runs(started, status, provenance) VALUES (?, 'running', ?)",
-                                   (now_iso(), json.dumps({**dict(provenance), "pid": os.getpid()},
+                                   (now_iso(), json.dumps({**dict(provenance), "pid": os.getpid(),
+                                                           **({"tempdir": tempdir} if tempdir else {})},
                                                           default=str)))
         self.run_id = int(cur.lastrowid)
         return self.run_id
+
+    def _clean_after_dead_runs(self) -> None:
+        """Remove the temporary folders that runs which died (still marked running) left behind."""
+        rows = self._db.execute("SELECT provenance FROM runs WHERE status = 'running'").fetchall()
+        for (text,) in rows:
+            try:
+                tempdir = json.loads(text).get("tempdir")
+            except ValueError:
+                continue
+            if tempdir and Path(tempdir).name.startswith("pymp-") and Path(tempdir).is_dir():
+                shutil.rmtree(tempdir, ignore_errors=True)
 
     def end_run(self, status: str) -> None:
         if self.run_id is None:
