@@ -31,7 +31,7 @@ from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault
 from faultzoo.keras.campaign.fast_checks import end_to_end, layer_mode
 from faultzoo.keras.campaign.fast_pack import Pending, Sink, rows_equal
-from faultzoo.keras.campaign.graph import LayerCut, TwinGraph
+from faultzoo.keras.campaign.graph import LayerCut, TwinGraph, twin_graph
 from faultzoo.keras.campaign.numerics import BatchCheck, check_batch_dependence, exact_numerics, keras_numerics
 from faultzoo.keras.campaign.reference import KerasReferenceEngine
 
@@ -77,7 +77,7 @@ class KerasFastEngine:
         if self._started:
             return
         self.reference.start()
-        self.graph = TwinGraph(self.twin)
+        self.graph = twin_graph(self.twin)
         with exact_numerics():
             self.batch_check = check_batch_dependence(self.reference.forward, self.x, self.golden_logits, self.batches)
         self._started = True
@@ -220,17 +220,19 @@ class KerasFastEngine:
         return chunks
 
     def _golden_values(self, groups, chunk: list[int]) -> dict[int, np.ndarray]:
-        """Golden values of the cached tensors of ``groups``' layers on the chunk's images (concatenated)."""
+        """Golden values of the cached tensors of ``groups``' layers on the chunk's images (one array each)."""
         cuts = [self.graph.cut(layer) for layer in groups]
         wanted = self._tensors(cuts)
         whole = len(chunk) == len(self.batches)
         if whole and all(id(t) in self._kept for t in wanted):
             return self._kept
-        parts: dict[int, list[np.ndarray]] = {id(t): [] for t in wanted}
+        offset = self.batches[chunk[0]].start
+        images = self.batches[chunk[-1]].stop - offset
+        values = {id(t): np.empty((images, *t.shape[1:]), np.float32) for t in wanted}
         for b in chunk:
-            for key, value in self._probe(cuts, self.batches[b]).items():
-                parts[key].append(value)
-        values = {key: np.concatenate(v) for key, v in parts.items()}
+            sl = self.batches[b]
+            for key, value in self._probe(cuts, sl).items():
+                values[key][sl.start - offset:sl.stop - offset] = value
         if whole:
             if self._row_bytes(wanted) * len(self.x) <= self.memory_budget // 2:
                 self._kept = {**self._kept, **values}

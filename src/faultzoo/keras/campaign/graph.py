@@ -16,13 +16,24 @@ dimension that calls the twin's own layers in the order of the twin's graph.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from faultzoo.keras._tf import require_keras
 
-__all__ = ["LayerCut", "TwinGraph"]
+__all__ = ["LayerCut", "TwinGraph", "twin_graph"]
+
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def twin_graph(twin) -> TwinGraph:
+    """The twin's graph, built once per twin: engines on one twin share its compiled pieces."""
+    graph = _GRAPHS.get(twin)
+    if graph is None:
+        graph = _GRAPHS[twin] = TwinGraph(twin)
+    return graph
 
 
 def _spec(tensor):
