@@ -185,18 +185,19 @@ def read_fault_list(
         raise FaultListFormatError(f"Fault list {path} does not exist; check the path.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FaultListFormatError(f"Cannot read fault list {path}: {exc}.") from None
-    if format == "faultzoo" or (format == "auto" and text.startswith(MAGIC)):
+    ours = format == "faultzoo" or (format == "auto" and text.startswith(MAGIC))
+    if ours:
         fault_list = _read_ours(path, text, model_id)
     else:
         fault_list = _read_upstream(path, text, model, format)
         fault_list = fault_list.with_meta(model_id=_detect_model_id(path, model, model_id))
-        if model is not None and identify:
-            fault_list = _identify(fault_list, model)
     if len(fault_list) == 0:
         raise FaultListFormatError(f"Fault list {path} holds no faults (a header and no rows): nothing to inject.")
     check_unique_ids(fault_list)
     if model is not None:
         validate(fault_list, model, model_id=model_id, allow_duplicate_faults=allow_duplicate_faults)
+        if identify and not ours:
+            fault_list = _identify(fault_list, model)  # only a list that fits the model can be the design's
     return fault_list
 
 
