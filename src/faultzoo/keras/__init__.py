@@ -22,8 +22,8 @@ from typing import Any
 from faultzoo.keras.naming import WeightLayer, weight_layers
 
 __all__ = [
-    "WeightLayer", "check_available", "convert", "evaluate", "get_keras_model", "keras_weights_sha256", "load_keras_weights",
-    "predict_logits", "read_keras_weights", "transfer_weights", "weight_layers",
+    "WeightLayer", "check_available", "convert", "evaluate", "get_keras_model", "keras_weights_sha256",
+    "load_keras_weights", "predict_logits", "read_keras_weights", "transfer_weights", "weight_layers",
 ]
 
 

@@ -100,7 +100,8 @@ def check_layer_arrays(twin, arrays: Mapping[str, Mapping[str, np.ndarray] | Seq
             if array is None:
                 problems.append(f"{name}/{variable}: missing (expected shape {shape})")
             elif tuple(array.shape) != shape or array.dtype != np.float32:
-                problems.append(f"{name}/{variable}: expected float32 {shape}, found {array.dtype} {tuple(array.shape)}")
+                found = f"{array.dtype} {tuple(array.shape)}"
+                problems.append(f"{name}/{variable}: expected float32 {shape}, found {found}")
             else:
                 values.append(array)
         if given:
