@@ -90,7 +90,4 @@ def _rebuild_fault_list(path: Path, provenance: dict):
 
 
 def _subset(fault_list, positions):
-    from faultzoo.faults import FaultList
-
-    return FaultList(tuple(fault_list[i] for i in positions), fault_list.meta,
-                     tuple(fault_list.id_of(i) for i in positions))
+    return fault_list.take(positions)

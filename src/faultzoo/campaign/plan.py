@@ -129,10 +129,7 @@ def _absolute(path: str | None) -> str | None:
 
 def subset(fault_list: FaultList, positions: Sequence[int]) -> FaultList:
     """The faults at ``positions``, keeping their Injection ids and extra columns."""
-    return FaultList(tuple(fault_list[i] for i in positions), fault_list.meta,
-                     tuple(fault_list.id_of(i) for i in positions),
-                     {k: tuple(v[i] for i in positions) for k, v in fault_list.extra.items()},
-                     tuple(fault_list.lines[i] for i in positions) if fault_list.lines is not None else None)
+    return fault_list.take(positions)
 
 
 # ---------------------------------------------------------------------------- tasks

@@ -289,7 +289,7 @@ class FaultList:
         """The faults at ``positions`` (in that order), keeping their Injection ids, extra columns and lines."""
         pick = tuple(positions)
         return FaultList(tuple(self.faults[i] for i in pick), self.meta,
-                         tuple(self.ids[i] for i in pick) if self.ids is not None else None,
+                         tuple(self.id_of(i) for i in pick),
                          {k: tuple(v[i] for i in pick) for k, v in self.extra.items()},
                          tuple(self.lines[i] for i in pick) if self.lines is not None else None)
 
