@@ -8,6 +8,7 @@ when it is missing, so the suite runs anywhere.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ def require_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"reference material not available: {path} (set FAULTZOO_TEST_SHARED)")
     return path
+
+
+@contextmanager
+def offline_weights(tmp_path_factory, name: str):
+    """The offline weights setup of the autouse fixture below, for module- or session-scoped fixtures
+    (which run before it): a fresh cache named ``name``, no network, the shared mirror."""
+    require_shared("mirror")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAULTZOO_HOME", str(tmp_path_factory.mktemp(name)))
+        mp.setenv("FAULTZOO_OFFLINE", "1")
+        mp.setenv("FAULTZOO_MIRROR", str(shared_root() / "mirror"))
+        yield
 
 
 @pytest.fixture

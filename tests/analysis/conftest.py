@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_shared, shared_root
+from tests.conftest import offline_weights, require_shared
 
 MODEL = "cifar10/resnet20"
 FAULTS, IMAGES = 200, 50
@@ -24,11 +24,7 @@ VGG11 = "torch_gpu_image_classification_CIFAR10_fp32_vgg_Vgg11_bn_FL.csv"
 @pytest.fixture(scope="session")
 def offline_env(tmp_path_factory):
     """The offline weights setup of tests/conftest.py, for session fixtures (which run before it)."""
-    require_shared("mirror")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAULTZOO_HOME", str(tmp_path_factory.mktemp("faultzoo-home-analysis")))
-        mp.setenv("FAULTZOO_OFFLINE", "1")
-        mp.setenv("FAULTZOO_MIRROR", str(shared_root() / "mirror"))
+    with offline_weights(tmp_path_factory, "faultzoo-home-analysis"):
         yield
 
 

@@ -28,7 +28,7 @@ from faultzoo.faults import dnn_benchmarks_fault_list, write_fault_list
 from tests.campaign.test_runner import (
     _exports_present, _read_csv, _without_seconds, _worker_processes, cli_env, start_and_interrupt,
 )
-from tests.conftest import require_shared, shared_root
+from tests.conftest import offline_weights, require_shared
 
 MODEL = "cifar10/resnet20"
 SAMPLE, LIMIT, TASK = 32, 64, 4  # small tasks: a kill lands with most of the campaign still to run
@@ -37,11 +37,7 @@ SAMPLE, LIMIT, TASK = 32, 64, 4  # small tasks: a kill lands with most of the ca
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """Offline weights for this module's fixtures, and for the Dask workers (they inherit it)."""
-    require_shared("mirror")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAULTZOO_HOME", str(tmp_path_factory.mktemp("faultzoo-home-executors")))
-        mp.setenv("FAULTZOO_OFFLINE", "1")
-        mp.setenv("FAULTZOO_MIRROR", str(shared_root() / "mirror"))
+    with offline_weights(tmp_path_factory, "faultzoo-home-executors"):
         yield
 
 

@@ -31,7 +31,7 @@ from faultzoo.campaign.exports import ALL as EXPORT_NAMES
 from faultzoo.campaign.runner import STORE_NAME, subset
 from faultzoo.exceptions import CampaignMismatchError, DatasetError, FaultListFormatError, FaultzooError
 from faultzoo.faults import Fault, FaultList, dnn_benchmarks_fault_list, read_fault_list, write_fault_list
-from tests.conftest import REPO, require_shared, shared_root
+from tests.conftest import REPO, offline_weights, require_shared
 
 MODEL = "cifar10/resnet20"
 UPSTREAM_HEADER = ["Injection", "Layer", "TensorIndex", "Bit", "n_injections", "masked", "non_critical", "critical"]
@@ -42,11 +42,7 @@ SAMPLE, LIMIT = 40, 64
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """The offline weights setup of tests/conftest.py, for module-scoped fixtures (which run before it)."""
-    require_shared("mirror")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAULTZOO_HOME", str(tmp_path_factory.mktemp("faultzoo-home-module")))
-        mp.setenv("FAULTZOO_OFFLINE", "1")
-        mp.setenv("FAULTZOO_MIRROR", str(shared_root() / "mirror"))
+    with offline_weights(tmp_path_factory, "faultzoo-home-module"):
         yield
 
 
