@@ -28,7 +28,7 @@ fi
 touch "$base/.complete"   # its mtime marks the last use, for pruning
 # Prune: every complete base venv but the current one and the $keep most recently used.
 # shellcheck disable=SC2012
-ls -1t "$cache"/*/.complete 2>/dev/null | sed 's|/.complete$||' | grep -vx "$base" \
+ls -1t "$cache"/*/.complete 2>/dev/null | sed 's|/.complete$||' | { grep -vx "$base" || true; } \
   | tail -n +"$((keep + 1))" | while read -r old; do
     echo "ensure-venv: pruning unused $old" >&2
     rm -rf "$old"

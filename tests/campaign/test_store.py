@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,7 +177,11 @@ def test_run_history(tmp_path):
     # The first run's process died without ending it: the next open marks it interrupted.
     assert [r["status"] for r in runs] == ["interrupted", "complete"]
     assert [r["faults_done"] for r in runs] == [2, 1]
-    assert runs[0]["provenance"] == {"engine": "fast", "workers": 2, "pid": os.getpid()} and runs[0]["ended"] is None
+    provenance = dict(runs[0]["provenance"])
+    own_tempdir = provenance.pop("tempdir", None)
+    assert provenance == {"engine": "fast", "workers": 2, "pid": os.getpid()} and runs[0]["ended"] is None
+    # The "dead" run was this live process: its multiprocessing folder must survive the clean-up.
+    assert own_tempdir is None or Path(own_tempdir).is_dir()
     for value in (runs[1]["started"], runs[1]["ended"]):
         assert datetime.fromisoformat(value).tzinfo is not None  # ISO 8601 with the UTC offset
     assert runs[1]["ended"] >= runs[1]["started"]
@@ -245,3 +250,21 @@ def test_not_a_store_is_named(tmp_path):
         ResultStore.open_readonly(path)
     with pytest.raises(SchemaVersionError, match="not a faultzoo result store"):
         ResultStore.open(path, IDENTITY)
+
+
+def test_dead_runs_folder_is_removed_but_a_live_ones_is_kept(tmp_path):
+    import subprocess, sys
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folders = {}
+    for who, pid in (("dead", dead.pid), ("live", os.getppid())):
+        folders[who] = tmp_path / f"pymp-{who}"
+        folders[who].mkdir()
+        path = tmp_path / f"{who}.sqlite"
+        with ResultStore.open(path, IDENTITY) as store:
+            store._db.execute("INSERT INTO runs(started, status, provenance) VALUES ('2026-01-01T00:00:00+00:00', "
+                              "'running', ?)", (json.dumps({"pid": pid, "tempdir": str(folders[who])}),))
+        with ResultStore.open(path, IDENTITY):
+            pass
+    assert not folders["dead"].exists()
+    assert folders["live"].is_dir()

@@ -269,10 +269,13 @@ class ResultStore:
         rows = self._db.execute("SELECT provenance FROM runs WHERE status = 'running'").fetchall()
         for (text,) in rows:
             try:
-                tempdir = json.loads(text).get("tempdir")
+                provenance = json.loads(text)
             except ValueError:
                 continue
-            if tempdir and Path(tempdir).name.startswith("pymp-") and Path(tempdir).is_dir():
+            tempdir, pid = provenance.get("tempdir"), provenance.get("pid")
+            if not tempdir or _process_alive(pid):  # a live process still uses its folder (this one, say)
+                continue
+            if Path(tempdir).name.startswith("pymp-") and Path(tempdir).is_dir():
                 shutil.rmtree(tempdir, ignore_errors=True)
 
     def end_run(self, status: str) -> None:
@@ -348,3 +351,17 @@ def _running_pid(path: Path) -> str:
     except (sqlite3.Error, ValueError):
         pid = None
     return f"pid {pid}" if pid else "another process"
+
+
+def _process_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
