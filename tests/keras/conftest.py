@@ -33,6 +33,15 @@ def needs_tensorflow() -> None:
         require_keras()
     except FrameworkUnavailableError as exc:
         pytest.skip(f"Keras twin tests skipped: {exc}", allow_module_level=True)
+    # One intra-op thread, as in every Keras campaign (the count decides TensorFlow's rounding): results
+    # computed in this process then equal those of campaigns run by the CLI in subprocesses.
+    from faultzoo.exceptions import ExactnessError
+    from faultzoo.keras.campaign import set_keras_threads
+
+    try:
+        set_keras_threads(1, 1)
+    except ExactnessError:  # TensorFlow already started in this session (with this setting, by this function)
+        pass
 
 
 def reference_module():

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from faultzoo._files import atomic_write
 from faultzoo.campaign.store import FaultResult
@@ -36,14 +37,24 @@ def _csv(rows: list[list]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def upstream_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[list]:
-    """dnn-benchmarks results layout: the fault row plus n_injections, masked, non_critical, critical."""
+def upstream_rows(fault_list: FaultList, results: Sequence[FaultResult], model: nn.Module | None = None
+                  ) -> list[list]:
+    """dnn-benchmarks results layout: the fault row plus n_injections, masked, non_critical, critical.
+
+    The fault row is written as the list was: a list read from an upstream Keras file gets Keras layer
+    names and HWIO/IO indices (``model``, the PyTorch model, gives the names), any other the PyTorch ones."""
     rows: list[list] = [["Injection", "Layer", "TensorIndex", "Bit", "n_injections", "masked", "non_critical",
                          "critical"]]
+    keras_names = model is not None and fault_list.meta.source_format == "keras"
+    if keras_names:
+        from faultzoo.faults.keras import keras_layer_names, torch_to_keras_index
+
+        names = keras_layer_names(model)
     for r in results:
         f = fault_list[r.fault_id]
         bit = f.bits[0] if len(f.bits) == 1 else " ".join(map(str, f.bits))
-        rows.append([fault_list.id_of(r.fault_id), f.layer, str(tuple(f.index)), bit, r.n, r.masked, r.non_critical,
+        layer, index = (names[f.param], torch_to_keras_index(f.index)) if keras_names else (f.layer, f.index)
+        rows.append([fault_list.id_of(r.fault_id), layer, str(tuple(index)), bit, r.n, r.masked, r.non_critical,
                      r.critical])
     return rows
 
@@ -59,9 +70,11 @@ def rich_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[lis
     return rows
 
 
-def export_all(folder: Path, fault_list: FaultList, results: Sequence[FaultResult], provenance: dict) -> dict[str, Path]:
+def export_all(folder: Path, fault_list: FaultList, results: Sequence[FaultResult], *, provenance: dict,
+               model: nn.Module | None = None) -> dict[str, Path]:
+    """Write every export of a finished campaign (``model``: the PyTorch model, for a Keras list's layout)."""
     paths = {"upstream": folder / UPSTREAM, "results": folder / RICH, "provenance": folder / PROVENANCE}
-    atomic_write(paths["upstream"], _csv(upstream_rows(fault_list, results)))
+    atomic_write(paths["upstream"], _csv(upstream_rows(fault_list, results, model)))
     atomic_write(paths["results"], _csv(rich_rows(fault_list, results)))
     atomic_write(paths["provenance"], json.dumps(provenance, indent=2, default=str).encode())
     if results and all(r.outcomes is not None for r in results):

@@ -32,6 +32,7 @@ class CampaignPlan:
     selection: object  # faultzoo.data.DataSelection
     identity: dict
     provenance: dict
+    twin: object | None = None  # the Keras twin of a Keras campaign
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,11 @@ def build_plan(spec: CampaignSpec, *, numerics: dict) -> CampaignPlan:
     if int(selection.y.max()) >= info.num_classes:
         raise DatasetError(f"Data {selection.source} has label {int(selection.y.max())}; model {spec.model_id} has "
                            f"{info.num_classes} classes.")
+    twin = _keras_twin(spec, model, fault_list, selection) if spec.framework == "keras" else None
     identity = campaign_identity(spec, weights_sha256=model.faultzoo.state_sha256,
                                  fault_list_sha256=fault_list.fingerprint(), faults=len(fault_list),
-                                 data_sha256=selection.fingerprint(), images=len(selection.y))
+                                 data_sha256=selection.fingerprint(), images=len(selection.y),
+                                 keras=numerics.get("keras"))
     provenance = {
         "model": {**info.to_dict(), "provenance": model.faultzoo.to_dict()},
         "fault_list": {"sha256": fault_list.fingerprint(), "source": _absolute(fault_list.meta.source_file),
@@ -87,7 +90,36 @@ def build_plan(spec: CampaignSpec, *, numerics: dict) -> CampaignPlan:
         "versions": versions(),
         "platform": platform.platform(),
     }
-    return CampaignPlan(spec, model, fault_list, selection, identity, provenance)
+    if twin is not None:
+        from faultzoo.keras.campaign import tf_versions
+        from faultzoo.keras.weights import keras_weights_sha256
+
+        provenance["versions"].update(tf_versions())
+        provenance["twin"] = {"framework": "keras", "keras_weights_sha256": keras_weights_sha256(twin),
+                              "converted_from_torch_state_sha256": model.faultzoo.state_sha256}
+    return CampaignPlan(spec, model, fault_list, selection, identity, provenance, twin)
+
+
+def load_twin(model: nn.Module, selection):
+    """The Keras twin a Keras campaign injects into: ``model`` converted, tensors copied bit for bit."""
+    from faultzoo.keras.campaign.reference import twin_for
+
+    return twin_for(model, selection.x)
+
+
+def _keras_twin(spec: CampaignSpec, model: nn.Module, fault_list: FaultList, selection):
+    """The twin, after checking that every fault lands on one of its variables (before any compute)."""
+    from faultzoo.exceptions import FaultError
+    from faultzoo.keras.campaign.targets import TargetMap
+
+    targets = TargetMap(model)
+    for position, fault in enumerate(fault_list):
+        try:
+            targets.target(fault)
+        except FaultError as exc:
+            raise FaultListFormatError(f"{fault_list.meta.source_file or 'fault list'}: Injection "
+                                       f"{fault_list.id_of(position)}: {exc}") from None
+    return load_twin(model, selection)
 
 
 def _select_faults(spec: CampaignSpec, model: nn.Module) -> FaultList:

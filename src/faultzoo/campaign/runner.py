@@ -96,6 +96,7 @@ def run_campaign(
     callbacks: Sequence[ProgressCallback] = (),
     engine_options: dict | None = None,
     executor: Executor | None = None,
+    framework: str = "torch",
 ) -> CampaignResult:
     """Run (or resume) a fault-injection campaign and export its results.
 
@@ -109,7 +110,10 @@ def run_campaign(
         fault_limit: only the first N faults of the list.
         fault_sample: a seeded random subset of N faults of the list (``fault_seed``), in list order,
             keeping their Injection ids.
-        engine: a registered engine, "fast" or "reference" (identical outcomes).
+        engine: "fast" or "reference" (identical outcomes), or another registered engine.
+        framework: "torch" injects into the PyTorch model; "keras" into its Keras 3 twin (same weights, same
+            fault list: each fault lands on the twin's copy of the same tensor element), with the Keras
+            engines of the same names; needs the ``tf`` extra.
         workers: 1 runs in this process; N > 1 in N local processes of one thread each.
         dask: run on a Dask cluster instead: ``"local:N"`` (N processes here), ``"tcp://HOST:PORT"`` or
             a scheduler file; every worker must see the weights and data at the same paths.
@@ -127,10 +131,10 @@ def run_campaign(
     """
     spec = CampaignSpec(model_id, faults, weights=weights, fault_limit=fault_limit, fault_sample=fault_sample,
                         fault_seed=fault_seed, data=data, data_root=data_root, limit=limit, per_class=per_class,
-                        download=download, device=device, tf32=tf32, threads=threads, batch_size=batch_size,
-                        engine=engine, engine_options=tuple(sorted((engine_options or {}).items())),
+                        download=download, framework=framework, device=device, tf32=tf32, threads=threads,
+                        batch_size=batch_size, engine=engine, engine_options=tuple(sorted((engine_options or {}).items())),
                         task_size=task_size, keep_outcomes=keep_outcomes)
-    engine_entry(engine)  # an unknown engine is refused before the executor is even chosen
+    engine_entry(spec.engine_name)  # an unknown engine is refused before the executor is even chosen
     return execute_campaign(spec, output=output, executor=executor or make_executor(workers=workers, dask=dask),
                             callbacks=callbacks)
 
@@ -138,7 +142,7 @@ def run_campaign(
 def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor: Executor,
                      callbacks: Sequence[ProgressCallback] = ()) -> CampaignResult:
     """Run (or resume) the campaign ``spec`` with ``executor``; see :func:`run_campaign`."""
-    engine_entry(spec.engine)
+    engine_entry(spec.engine_name)
     output = Path(output)
     finished = _finished_read_only(output)
     if finished is not None:
@@ -158,6 +162,8 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
         # Every computation of such a campaign runs on one thread: the workers, and the driver's golden
         # run and engine preparation (which then leave the other cores to the workers' start-up).
         numerics["threads"] = 1
+    if spec.framework == "keras":
+        numerics["keras"] = _keras_numerics(spec)
     plan = build_plan(spec, numerics=numerics)
     executor.check(plan)
     store_path = output / STORE_NAME
@@ -171,26 +177,45 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
             executor.start()  # workers start now, so that their start-up overlaps the golden run
         model = plan.model.to(device)
         x, y = plan.selection.x.to(device), plan.selection.y.to(device)
-        golden = _golden(model, x, y, spec.batch_size, threads=_idle_cores(executor, device))
-        engine_info: dict = {"engine": spec.engine, "note": "nothing left to compute in this run"}
-        store.begin_run({**plan.provenance, "engine": spec.engine, "executor": executor.describe(),
+        if plan.twin is not None:
+            from faultzoo.keras.campaign import keras_golden_run
+
+            golden = keras_golden_run(plan.twin, x, y, batch_size=spec.batch_size)
+        else:
+            golden = _golden(model, x, y, spec.batch_size, threads=_idle_cores(executor, device))
+        engine_info: dict = {"engine": spec.engine_name, "note": "nothing left to compute in this run"}
+        store.begin_run({**plan.provenance, "engine": spec.engine_name, "executor": executor.describe(),
                          "workers": executor.workers, "golden_top1": golden.accuracy})
         for callback in callbacks if pending else ():  # inputs valid, golden run done: work starts
             callback(Progress(len(done), len(plan.fault_list), 0, 0.0))
         status = "interrupted"
         try:
             if pending:
-                engine_info = _execute(store, plan, Inputs(model, x, golden), pending, executor, callbacks)
+                engine_info = _execute(store, plan, Inputs(model, x, golden, plan.twin), pending, executor, callbacks)
             status = "complete"
         finally:
             store.end_run(status)
         results = store.results()
     complete = len(results) == len(plan.fault_list)
     summary = summarize(plan.fault_list, results, golden)
-    exports = export_all(output, plan.fault_list, results, {
+    exports = export_all(output, plan.fault_list, results, model=plan.model, provenance={
         **plan.provenance, "identity": plan.identity, "golden_top1": golden.accuracy, "engine": engine_info,
         "summary": summary.to_dict()}) if complete else {}
     return CampaignResult(output, store_path, summary, complete, exports, engine_info, plan.provenance)
+
+
+def _keras_numerics(spec: CampaignSpec) -> dict:
+    """Pin TensorFlow's intra-op threads for a Keras campaign and record the twin's numerics.
+
+    TensorFlow's convolutions round differently on another number of threads, so the count is part of
+    the campaign's identity; it is the same (one, unless ``threads`` says otherwise) whichever executor
+    runs the campaign, so that a campaign can be resumed with any of them. Use workers for more cores."""
+    from faultzoo.keras._tf import require_keras
+    from faultzoo.keras.campaign import keras_numerics, pin_keras_threads
+
+    require_keras()  # a missing TensorFlow is reported before anything is loaded
+    pin_keras_threads(spec.threads or 1)
+    return keras_numerics()
 
 
 def _idle_cores(executor: Executor, device: torch.device) -> int:
@@ -264,13 +289,13 @@ def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: li
              callbacks: Sequence[ProgressCallback]) -> dict:
     """Engine -> worker preparation -> tasks -> results streamed into the store."""
     spec, fault_list = plan.spec, plan.fault_list
-    defaults = engine_entry(spec.engine).default_options(executor.workers)
+    defaults = engine_entry(spec.engine_name).default_options(executor.workers)
     params = tuple(dict.fromkeys(fault_list[i].param for i in pending))
-    engine = make_engine(spec.engine, inputs.model, inputs.x, inputs.golden, batch_size=spec.batch_size,
-                         params=params, **{**defaults, **spec.options})
-    setup = WorkerSetup(identity_token(plan.identity, spec), spec.engine, spec.batch_size, params, spec.options,
+    engine = make_engine(spec.engine_name, inputs.model, inputs.x, inputs.golden, batch_size=spec.batch_size,
+                         params=params, **{**defaults, **spec.options, **inputs.engine_inputs()})
+    setup = WorkerSetup(identity_token(plan.identity, spec), spec.engine_name, spec.batch_size, params, spec.options,
                         defaults, spec.keep_outcomes, threads=None, inputs=inputs,
-                        recipe=_recipe(plan, inputs.golden))
+                        recipe=_recipe(plan, inputs.golden), keras_threads=plan.identity.get("keras_threads"))
     executor.prepare(setup, engine)
     tasks = make_tasks(fault_list, pending, engine.cost, parallel=executor.workers, size=spec.task_size)
     committer = _Committer(store, len(fault_list), len(fault_list) - len(pending), callbacks)

@@ -42,6 +42,7 @@ class CampaignSpec:
     per_class: int | None = None
     download: bool = False
     # numerics
+    framework: str = "torch"  # "torch" (the PyTorch model) or "keras" (its Keras 3 twin, same weights)
     device: str = "cpu"
     tf32: bool = False
     threads: int | None = None
@@ -56,8 +57,29 @@ class CampaignSpec:
         if self.batch_size < 2:
             raise FaultzooError(f"batch_size must be >= 2 (a batch of one row changes the numerics), got "
                                 f"{self.batch_size} (--batch-size).")
+        from faultzoo.zoo import FRAMEWORKS
+
+        if self.framework not in FRAMEWORKS:
+            raise FaultzooError(f"Unknown framework {self.framework!r}; choose one of {', '.join(FRAMEWORKS)} "
+                                "(--framework).")
+        if self.framework == "torch" and self.engine.startswith("keras-"):
+            raise FaultzooError(f"Engine {self.engine!r} runs the Keras twin: use --framework keras (with --engine "
+                                f"{self.engine.removeprefix('keras-')}).")
+        if self.framework == "keras" and self.tf32:
+            raise FaultzooError("--tf32 applies to PyTorch campaigns; Keras campaigns run strict float32.")
+        if self.framework == "keras" and self.device != "cpu":
+            raise FaultzooError(f"--device {self.device}: Keras campaigns run on TensorFlow's CPU device "
+                                "(the tensorflow-cpu build of the tf extra); drop --device.")
         if isinstance(self.engine_options, dict):  # accepted for convenience, stored immutable
             object.__setattr__(self, "engine_options", tuple(sorted(self.engine_options.items())))
+
+    @property
+    def engine_name(self) -> str:
+        """The registered engine that runs this campaign: ``fast`` and ``reference`` of a Keras campaign are
+        the twin's engines ``keras-fast`` and ``keras-reference`` (identical outcomes, like the PyTorch pair)."""
+        if self.framework == "keras" and not self.engine.startswith("keras-"):
+            return f"keras-{self.engine}"
+        return self.engine
 
     @property
     def options(self) -> dict:
@@ -100,10 +122,15 @@ def _absolute(path: str | os.PathLike) -> str:
 
 
 def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha256: str, faults: int,
-                      data_sha256: str, images: int) -> dict:
+                      data_sha256: str, images: int, keras: dict | None = None) -> dict:
     """The fields a result store checks on resume: everything that decides an outcome bit, nothing else
-    (not the executor, the workers, the engine or the paths files were read from)."""
-    return {
+    (not the executor, the workers, the engine or the paths files were read from).
+
+    A Keras campaign adds the framework, TensorFlow's and Keras's versions and TensorFlow's intra-op
+    thread count (``keras``: the campaign's :func:`~faultzoo.keras.campaign.keras_numerics`): with another
+    thread count TensorFlow's convolutions round differently, so it decides outcome bits. A PyTorch
+    campaign's identity has no framework field, so neither is ever resumed as the other."""
+    identity = {
         "model_id": spec.model_id,
         "weights_state_sha256": weights_sha256,
         "fault_list_sha256": fault_list_sha256,
@@ -116,10 +143,16 @@ def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha
         "tf32": spec.tf32,
         "torch": torch.__version__,
     }
+    if spec.framework == "keras":
+        if keras is None:
+            raise ValueError("a Keras campaign's identity needs its Keras numerics")
+        identity.update({"framework": "keras", "tensorflow": keras["tensorflow"], "keras": keras["keras"],
+                         "keras_backend": keras["backend"], "keras_threads": keras["intra_op_threads"]})
+    return identity
 
 
 def identity_token(identity: dict, spec: CampaignSpec) -> str:
     """A short key for one campaign's worker state: its identity plus how its engine is configured."""
-    payload = json.dumps({"identity": identity, "engine": spec.engine, "options": spec.to_dict()["engine_options"]},
+    payload = json.dumps({"identity": identity, "engine": spec.engine_name, "options": spec.to_dict()["engine_options"]},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -43,6 +43,11 @@ class Inputs:
     model: nn.Module
     x: torch.Tensor
     golden: GoldenRun
+    twin: object | None = field(default=None, repr=False)  # a Keras campaign's twin (built in each process)
+
+    def engine_inputs(self) -> dict:
+        """What an engine takes besides the model, images and golden run: a Keras engine its twin."""
+        return {"twin": self.twin} if self.twin is not None else {}
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,23 @@ class Recipe:
                 f"put the data on storage every node sees, at the same path.")
         device = torch.device(spec.device)
         model, x, y = model.to(device), selection.x.to(device), selection.y.to(device)
-        golden = golden_run(model, x, y, batch_size=spec.batch_size)
+        twin = None
+        if spec.framework == "keras":
+            from faultzoo.campaign.plan import load_twin
+            from faultzoo.keras.campaign import keras_golden_run, set_keras_threads
+
+            set_keras_threads(self.identity["keras_threads"], 1)
+            twin = load_twin(model, selection)
+            golden = keras_golden_run(twin, x, y, batch_size=spec.batch_size)
+            numerics = f"TensorFlow {self.identity['tensorflow']}, {self.identity['keras_threads']} intra-op threads"
+        else:
+            golden = golden_run(model, x, y, batch_size=spec.batch_size)
+            numerics = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         if logits_sha256(golden.logits) != self.golden_sha256:
             raise ExactnessError(
-                f"{where} computes other fault-free logits than the driver (torch {torch.__version__}, "
-                f"{torch.get_num_threads()} threads): outcomes would not be comparable. Run every worker with the "
-                f"driver's torch version on the same kind of CPU.")
-        return Inputs(model, x, golden)
+                f"{where} computes other fault-free logits than the driver ({numerics}): outcomes would not be "
+                f"comparable. Run every worker with the driver's versions on the same kind of CPU.")
+        return Inputs(model, x, golden, twin)
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,7 @@ class WorkerSetup:
     threads: int | None  # intra-op threads in the worker (None: leave the process's setting)
     inputs: Inputs | None = field(default=None, repr=False)  # live tensors (this machine)
     recipe: Recipe | None = field(default=None, repr=False)  # or how to load them (any machine)
+    keras_threads: int | None = None  # a Keras campaign: TensorFlow's intra-op threads (they decide its bits)
 
     def load(self) -> Inputs:
         if self.inputs is not None:
@@ -158,11 +174,15 @@ def _engine_for(setup: WorkerSetup) -> tuple[Engine, np.ndarray]:
             _undo_malloc_trimming()
             if setup.threads:
                 torch.set_num_threads(setup.threads)
+            if setup.keras_threads is not None:
+                from faultzoo.keras.campaign import set_keras_threads
+
+                set_keras_threads(setup.keras_threads, 1)
             inputs = setup.load()
             defaults = setup.defaults if setup.defaults is not None else \
                 engine_entry(setup.engine).default_options(memory_sharers())
             engine = make_engine(setup.engine, inputs.model, inputs.x, inputs.golden, batch_size=setup.batch_size,
-                                 params=setup.params, **{**defaults, **setup.options})
+                                 params=setup.params, **{**defaults, **setup.options, **inputs.engine_inputs()})
             engine.start()
             _ENGINES[setup.token] = (engine, inputs.golden.labels.cpu().numpy().copy())
         return _ENGINES[setup.token]

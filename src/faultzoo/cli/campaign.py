@@ -24,6 +24,8 @@ Examples:
   faultzoo faultlist cifar10/resnet20 --design dnn-benchmarks -o rn20_FL.csv
   faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --fault-sample 300 --data test.npz --workers 2 -o rn20-run
   faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data test.npz --dask local:2 -o rn20-run
+  faultzoo campaign cifar10/resnet20 --framework keras --faults rn20_FL.csv --data test.npz --workers 2 -o rn20-keras
+  faultzoo compare rn20-run rn20-keras -o rn20-compare
   faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data /shared/test.npz --dask scheduler.json -o rn20-run
 """
 
@@ -47,6 +49,9 @@ def campaign(
     fault_sample: Annotated[int | None, typer.Option("--fault-sample", min=1, help="A seeded random subset of N faults.")] = None,
     fault_seed: Annotated[int, typer.Option("--fault-seed", help="Seed of --fault-sample.")] = 0,
     engine: Annotated[str, typer.Option("--engine", help="fast (default) or reference: identical outcomes.")] = "fast",
+    framework: Annotated[str, typer.Option(
+        "--framework", help="'torch' (the PyTorch model) or 'keras' (its Keras 3 twin with the same weights and "
+                            "faults; needs faultzoo[tf]).")] = "torch",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes on this machine (1 thread each).")] = 1,
     dask: Annotated[str | None, typer.Option(
         "--dask", help="Run on Dask: local:N (N processes here), tcp://HOST:PORT or a scheduler file (JSON) of a "
@@ -63,6 +68,10 @@ def campaign(
     from faultzoo.campaign.executors import parse_dask_target
     from faultzoo.exceptions import FaultzooError
 
+    from faultzoo.zoo import FRAMEWORKS
+
+    if framework not in FRAMEWORKS:
+        raise typer.BadParameter(f"{framework!r} is not one of {', '.join(FRAMEWORKS)}", param_hint="--framework")
     if engine not in engine_names():
         raise typer.BadParameter(f"{engine!r} is not one of {', '.join(engine_names())}", param_hint="--engine")
     if fault_limit is not None and fault_sample is not None:
@@ -82,7 +91,8 @@ def campaign(
             # The first call comes once every input is validated: no bar is drawn for a refused campaign.
             nonlocal task
             if task is None:
-                task = bar.add_task(f"campaign {model_id}", total=p.faults_total, rate="")
+                task = bar.add_task(f"campaign {model_id}" + (f" ({framework})" if framework != "torch" else ""),
+                                    total=p.faults_total, rate="")
             bar.update(task, total=p.faults_total, completed=p.faults_done,
                        rate=f"{p.evaluations_per_second:,.0f} inferences/s")
 
@@ -90,7 +100,7 @@ def campaign(
             model_id, faults, output=output, weights=weights_arg(weights), data=data, data_root=data_root, limit=limit,
             per_class=per_class, fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed,
             engine=engine, workers=workers, dask=dask, batch_size=batch_size, keep_outcomes=keep_outcomes, device=device,
-            tf32=tf32, download=download, callbacks=[on_progress],
+            tf32=tf32, download=download, callbacks=[on_progress], framework=framework,
         )
     print_summary(result)
 

@@ -33,6 +33,7 @@ from faultzoo.keras.campaign.numerics import (
     check_batch_dependence,
     exact_numerics,
     keras_numerics,
+    pin_keras_threads,
     set_keras_threads,
     tf_versions,
 )
@@ -41,5 +42,6 @@ from faultzoo.keras.campaign.targets import KerasTarget, TargetMap
 
 __all__ = [
     "BatchCheck", "KerasFastEngine", "KerasReferenceEngine", "KerasTarget", "TargetMap", "check_batch_dependence",
-    "exact_numerics", "keras_golden_run", "keras_numerics", "set_keras_threads", "tf_versions",
+    "exact_numerics", "keras_golden_run", "keras_numerics", "pin_keras_threads", "set_keras_threads",
+    "tf_versions",
 ]

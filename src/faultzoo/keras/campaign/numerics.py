@@ -16,6 +16,7 @@ afterwards, because TensorFlow reads them on every call: other Keras work in the
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from collections.abc import Iterator, Sequence
@@ -28,9 +29,11 @@ from faultzoo.exceptions import ExactnessError
 from faultzoo.keras._tf import require_keras
 
 __all__ = ["GRAPPLER_OPTIONS", "BatchCheck", "check_batch_dependence", "exact_numerics", "keras_numerics",
-           "set_keras_threads", "tf_versions"]
+           "pin_keras_threads", "set_keras_threads", "tf_versions"]
 
 GRAPPLER_OPTIONS = {"disable_meta_optimizer": True}
+
+_logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -69,6 +72,22 @@ def set_keras_threads(intra_op: int | None = None, inter_op: int | None = None) 
             raise ExactnessError(f"Cannot set TensorFlow's thread count to {value} now ({exc}); set it before the "
                                  "first Keras computation of the process (e.g. at the start of the campaign).") \
                 from None
+
+
+def pin_keras_threads(intra_op: int) -> int:
+    """Set TensorFlow's intra-op thread count for a campaign while TensorFlow still allows it, and return
+    the count in force (0: TensorFlow's default), which the campaign's identity records: TensorFlow's
+    convolutions round differently on another number of threads, so every worker must use this one.
+
+    A process that has already computed with TensorFlow keeps its count (a warning says so)."""
+    _, tf = require_keras()
+    try:
+        set_keras_threads(intra_op)
+    except ExactnessError:
+        _logger.warning("TensorFlow already runs on %d intra-op threads (0: its default) in this process; the Keras "
+                        "campaign uses that count, and so do its workers",
+                        tf.config.threading.get_intra_op_parallelism_threads())
+    return tf.config.threading.get_intra_op_parallelism_threads()
 
 
 def _onednn_enabled() -> bool | None:
