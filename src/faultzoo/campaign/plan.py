@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from faultzoo.campaign.numerics import versions
-from faultzoo.campaign.spec import CampaignSpec, campaign_identity
-from faultzoo.exceptions import DatasetError, FaultListFormatError
+from faultzoo.campaign.spec import IMAGEFOLDER, CampaignSpec, campaign_identity
+from faultzoo.exceptions import DatasetError, FaultListFormatError, UnknownModelError
 from faultzoo.faults import Fault, FaultList, read_fault_list, validate
 
 __all__ = ["CampaignPlan", "Task", "build_plan", "load_images", "load_model", "make_tasks", "plan_tasks", "subset"]
@@ -49,39 +49,101 @@ class Task:
 
 
 def load_model(spec: CampaignSpec, *, progress: bool = False) -> nn.Module:
-    from faultzoo.zoo import get_model
+    """The campaign's PyTorch model in eval mode: the model object, the zoo's, or built from its recipe."""
+    if spec.module is not None:
+        if not isinstance(spec.module, nn.Module):
+            raise UnknownModelError(f"The model must be a zoo id, a recipe string or a torch.nn.Module; found a "
+                                    f"{type(spec.module).__name__}.")
+        return spec.module.eval()
+    recipe = spec.recipe
+    if recipe.kind == "zoo":
+        from faultzoo.zoo import get_model
 
-    return get_model(spec.model_id, weights=spec.weights, progress=progress)
+        return get_model(spec.model_id, weights=spec.weights, progress=progress)
+    from faultzoo.zoo.recipes import build_model
+
+    return build_model(recipe, progress=progress)
+
+
+def model_state_sha256(model: nn.Module) -> str:
+    """The hash of the model's state (the zoo records it when loading; computed for other models)."""
+    known = getattr(getattr(model, "faultzoo", None), "state_sha256", None)
+    if known is not None:
+        return known
+    from faultzoo.zoo import state_sha256
+
+    return state_sha256(model)
 
 
 def load_images(spec: CampaignSpec):
     """The campaign's data selection (images preprocessed, labels)."""
-    from faultzoo.data import load_selection
-    from faultzoo.zoo import model_info
+    from faultzoo.data import list_datasets, load_selection
 
-    dataset = model_info(spec.model_id).dataset
-    return load_selection(spec.data or dataset, dataset=dataset, limit=spec.limit, per_class=spec.per_class,
+    if spec.selection is not None:
+        return spec.selection
+    data = None if spec.data is None else str(spec.data)
+    if data is not None and data.startswith(IMAGEFOLDER):
+        if not spec.transform:
+            raise DatasetError(f"--data {data} needs --transform: a torchvision weights member (e.g. "
+                               "ResNet18_Weights.IMAGENET1K_V1) or steps such as resize=72,crop=64,mean=0.5:0.5:0.5,"
+                               "std=0.25:0.25:0.25.")
+        from faultzoo.data.custom import selection_from_imagefolder
+
+        return selection_from_imagefolder(data[len(IMAGEFOLDER):], spec.transform, limit=spec.limit)
+    if spec.in_zoo:
+        from faultzoo.zoo import model_info
+
+        dataset = model_info(spec.model_id).dataset
+    elif data in list_datasets():
+        dataset = data
+    else:
+        raise DatasetError(f"Model {spec.model_id} is not a zoo model: name its images with --data (a dataset name "
+                           f"such as cifar10, or imagefolder:PATH with --transform); from Python also data=(x, y), a "
+                           f"torch Dataset or a DataSelection." + (f" Found {data!r}." if data else ""))
+    return load_selection(data or dataset, dataset=dataset, limit=spec.limit, per_class=spec.per_class,
                           root=spec.data_root, download=spec.download)
+
+
+def check_model_takes_images(model: nn.Module, selection, label: str) -> int:
+    """One trial forward pass on two images, before any work: the model must take the images and return
+    logits (N × classes) with a class for every label. Returns the number of classes."""
+    import torch
+
+    x = selection.x[: min(2, len(selection.x))]
+    shape = "×".join(map(str, selection.x.shape[1:]))
+    try:
+        with torch.inference_mode():
+            out = model(x)
+    except Exception as exc:  # any failure of the user's forward pass is a misfit of model and data
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DatasetError(f"Model {label} cannot take the images of {selection.source} (C×H×W {shape}): "
+                           f"{type(exc).__name__}: {first}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(x) or not out.is_floating_point():
+        found = f"a {out.dtype} tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else \
+            f"a {type(out).__name__}"
+        raise DatasetError(f"Model {label} must return float logits of shape (images, classes) in eval mode; it "
+                           f"returned {found} for {len(x)} images of {selection.source}.")
+    classes = int(out.shape[1])
+    if int(selection.y.max()) >= classes:
+        raise DatasetError(f"Data {selection.source} has label {int(selection.y.max())}; model {label} has "
+                           f"{classes} classes (outputs), so labels must lie in 0..{classes - 1}.")
+    return classes
 
 
 def build_plan(spec: CampaignSpec, *, numerics: dict) -> CampaignPlan:
     """Load and validate every input of ``spec`` (raising FaultzooError subclasses before any compute)."""
-    from faultzoo.zoo import model_info
-
-    info = model_info(spec.model_id)
     model = load_model(spec, progress=True)
     fault_list = _select_faults(spec, model)
     selection = load_images(spec)
-    if int(selection.y.max()) >= info.num_classes:
-        raise DatasetError(f"Data {selection.source} has label {int(selection.y.max())}; model {spec.model_id} has "
-                           f"{info.num_classes} classes.")
+    classes = check_model_takes_images(model, selection, spec.model_id)
     twin = _keras_twin(spec, model, fault_list, selection) if spec.framework == "keras" else None
-    identity = campaign_identity(spec, weights_sha256=model.faultzoo.state_sha256,
+    state_hash = model_state_sha256(model)
+    identity = campaign_identity(spec, weights_sha256=state_hash,
                                  fault_list_sha256=fault_list.fingerprint(), faults=len(fault_list),
                                  data_sha256=selection.fingerprint(), images=len(selection.y),
                                  keras=numerics.get("keras"))
     provenance = {
-        "model": {**info.to_dict(), "provenance": model.faultzoo.to_dict()},
+        "model": _model_provenance(spec, model, state_hash, classes),
         "fault_list": {"sha256": fault_list.fingerprint(), "source": _absolute(fault_list.meta.source_file),
                        "meta": fault_list.meta.to_dict(), "faults": len(fault_list),
                        "selection": fault_list.meta.design_params.get("run_subset")},
@@ -96,8 +158,19 @@ def build_plan(spec: CampaignSpec, *, numerics: dict) -> CampaignPlan:
 
         provenance["versions"].update(tf_versions())
         provenance["twin"] = {"framework": "keras", "keras_weights_sha256": keras_weights_sha256(twin),
-                              "converted_from_torch_state_sha256": model.faultzoo.state_sha256}
+                              "converted_from_torch_state_sha256": state_hash}
     return CampaignPlan(spec, model, fault_list, selection, identity, provenance, twin)
+
+
+def _model_provenance(spec: CampaignSpec, model: nn.Module, state_hash: str, classes: int) -> dict:
+    if spec.in_zoo:
+        from faultzoo.zoo import model_info
+
+        return {**model_info(spec.model_id).to_dict(), "provenance": model.faultzoo.to_dict()}
+    recipe = spec.recipe
+    return {"id": spec.model_id, "recipe": recipe.describe() if recipe is not None else None,
+            "class": f"{type(model).__module__}.{type(model).__qualname__}", "state_sha256": state_hash,
+            "parameters": sum(p.numel() for p in model.parameters()), "num_classes": classes}
 
 
 def load_twin(model: nn.Module, selection):

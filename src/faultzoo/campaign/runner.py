@@ -71,12 +71,15 @@ class CampaignResult:
 
 
 def run_campaign(
-    model_id: str,
+    model: str | torch.nn.Module,
     faults: str | os.PathLike | FaultList,
     *,
     output: str | os.PathLike,
     weights: str | os.PathLike | None = "default",
-    data: str | None = None,
+    data: object = None,
+    transform: str | None = None,
+    num_classes: int | None = None,
+    model_name: str | None = None,
     data_root: str | os.PathLike | None = None,
     limit: int | None = None,
     per_class: int | None = None,
@@ -101,11 +104,21 @@ def run_campaign(
     """Run (or resume) a fault-injection campaign and export its results.
 
     Args:
-        model_id: zoo id, e.g. ``"cifar10/resnet20"``.
+        model: a zoo id (``"cifar10/resnet20"``), ``"torchvision:NAME"`` (a torchvision classification
+            builder), ``"package.module:function"`` or ``"path/to/file.py:function"`` (a function of yours
+            returning the module), or a ``torch.nn.Module`` object (put in eval mode).
         faults: a fault list (any format read_fault_list accepts) or a FaultList.
         output: folder for ``campaign.sqlite`` and the exports; an existing store there is resumed.
-        weights: "default", None (untrained) or a checkpoint path.
-        data: dataset name or ``.npz`` path (default: the model's dataset, test split).
+        weights: "default" (the zoo's checkpoint; untrained for torchvision and factories), None (untrained)
+            or a checkpoint path (loaded strictly: every key and shape must fit).
+        data: a dataset name or ``.npz`` path (default: a zoo model's dataset, test split),
+            ``"imagefolder:PATH"`` (with ``transform``), a :class:`~faultzoo.data.DataSelection`, a pair of
+            tensors ``(x, y)`` (N×C×H×W float images as the model takes them, integer labels), or a
+            ``torch.utils.data.Dataset`` of transformed ``(image, label)`` pairs (read once, in index order).
+        transform: for ``imagefolder:`` data: a torchvision weights member (``ResNet18_Weights.IMAGENET1K_V1``)
+            or steps such as ``"resize=72,crop=64,mean=0.5:0.5:0.5,std=0.25:0.25:0.25"``.
+        num_classes: the classifier size of a torchvision builder (default: the builder's).
+        model_name: the name a model object is recorded under (default: its class name).
         limit, per_class: image selection (first N / first N per class).
         fault_limit: only the first N faults of the list.
         fault_sample: a seeded random subset of N faults of the list (``fault_seed``), in list order,
@@ -129,14 +142,64 @@ def run_campaign(
     Raises:
         FaultzooError subclasses for every bad input, before any compute.
     """
-    spec = CampaignSpec(model_id, faults, weights=weights, fault_limit=fault_limit, fault_sample=fault_sample,
-                        fault_seed=fault_seed, data=data, data_root=data_root, limit=limit, per_class=per_class,
+    model_fields = _model_fields(model, model_name)
+    data_fields = _data_fields(data, limit=limit, per_class=per_class)
+    if "selection" in data_fields:
+        limit = per_class = None  # applied while the data was read
+    spec = CampaignSpec(faults=faults, **model_fields, weights=weights, num_classes=num_classes,
+                        fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed, **data_fields,
+                        transform=transform, data_root=data_root, limit=limit, per_class=per_class,
                         download=download, framework=framework, device=device, tf32=tf32, threads=threads,
                         batch_size=batch_size, engine=engine, engine_options=tuple(sorted((engine_options or {}).items())),
                         task_size=task_size, keep_outcomes=keep_outcomes)
     engine_entry(spec.engine_name)  # an unknown engine is refused before the executor is even chosen
     return execute_campaign(spec, output=output, executor=executor or make_executor(workers=workers, dask=dask),
                             callbacks=callbacks)
+
+
+def _model_fields(model: object, name: str | None) -> dict:
+    if isinstance(model, torch.nn.Module):
+        return {"model_id": name or type(model).__name__, "module": model}
+    if isinstance(model, (str, os.PathLike)):
+        if name is not None:
+            raise FaultzooError("model_name names a model object; a zoo id or recipe names itself.")
+        return {"model_id": str(model)}
+    raise FaultzooError(f"model must be a zoo id, a recipe string (torchvision:NAME, module:function, file.py:function) "
+                        f"or a torch.nn.Module; found a {type(model).__name__}.")
+
+
+def _data_fields(data: object, *, limit: int | None, per_class: int | None) -> dict:
+    """``data`` as the spec holds it: a name or path as text, anything else as a DataSelection read now."""
+    from faultzoo.data import DataSelection
+    from faultzoo.data.custom import selection_from_dataset, selection_from_tensors
+
+    if data is None or isinstance(data, (str, os.PathLike)):
+        return {"data": None if data is None else str(data)}
+    if isinstance(data, DataSelection):
+        if limit is not None or per_class is not None:
+            raise FaultzooError("limit/per_class choose images of a named dataset; select the images of a "
+                                "DataSelection before passing it.")
+        return {"selection": data}
+    if per_class is not None:
+        raise FaultzooError("per_class chooses images of a named dataset; pass the images you want as data.")
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+        return {"selection": selection_from_tensors(x[:limit], y[:limit])}
+    if hasattr(data, "__getitem__"):
+        return {"selection": _read_dataset(data, limit, selection_from_dataset)}
+    raise FaultzooError(f"data must be a dataset name, an .npz path, imagefolder:PATH, a DataSelection, a pair of "
+                        f"tensors (x, y) or a torch Dataset; found a {type(data).__name__}.")
+
+
+def _read_dataset(dataset, limit: int | None, read):
+    """A Dataset read into memory once, with a progress bar on the terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("reading images"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task("read", total=None)
+        return read(dataset, limit=limit, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor: Executor,
@@ -306,8 +369,14 @@ def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: li
 def _recipe(plan: CampaignPlan, golden: GoldenRun) -> Recipe:
     """How a worker elsewhere loads this campaign's inputs (the fault list travels with the tasks)."""
     spec = plan.spec.portable()
-    state = plan.model.state_dict() if spec.weights is None else None  # untrained: no file holds these weights
-    return Recipe(replace(spec, faults=""), plan.identity, logits_sha256(golden.logits), state)
+    return Recipe(replace(spec, faults=""), plan.identity, logits_sha256(golden.logits),
+                  plan.model.state_dict() if _no_file_holds_the_weights(spec) else None)
+
+
+def _no_file_holds_the_weights(spec: CampaignSpec) -> bool:
+    """An untrained model or a model object: its state must travel with the recipe."""
+    recipe = spec.recipe
+    return recipe is None or recipe.weights is None or (recipe.kind == "zoo" and spec.weights is None)
 
 
 class _Committer:

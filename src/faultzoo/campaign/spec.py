@@ -27,16 +27,21 @@ __all__ = ["CampaignSpec", "campaign_identity", "identity_token"]
 class CampaignSpec:
     """A campaign as the user asked for it (see :func:`faultzoo.campaign.run_campaign` for each field)."""
 
-    # what is injected into
+    # what is injected into: a zoo id, torchvision:NAME, module.path:factory or file.py:factory (see
+    # faultzoo.zoo.recipes), or the label of a model object given as ``module``
     model_id: str
     faults: str | os.PathLike | FaultList = field(repr=False)
     weights: object = "default"  # "default", None (untrained), a checkpoint path or a Weights descriptor
+    num_classes: int | None = None  # torchvision builders only: the classifier's size
+    module: object = field(default=None, repr=False, compare=False)  # a torch.nn.Module given as an object
     # which faults
     fault_limit: int | None = None
     fault_sample: int | None = None
     fault_seed: int = 0
     # which images
-    data: str | None = None
+    data: str | None = None  # dataset name, .npz path or imagefolder:PATH (see ``selection`` for objects)
+    selection: object = field(default=None, repr=False, compare=False)  # a DataSelection given as an object
+    transform: str | None = None  # imagefolder data: a torchvision weights member or resize=..,crop=..,mean=..,std=..
     data_root: str | os.PathLike | None = None
     limit: int | None = None
     per_class: int | None = None
@@ -74,6 +79,22 @@ class CampaignSpec:
             object.__setattr__(self, "engine_options", tuple(sorted(self.engine_options.items())))
 
     @property
+    def recipe(self):
+        """How to build the model (:class:`~faultzoo.zoo.recipes.ModelRecipe`), or None for a model object."""
+        if self.module is not None:
+            return None
+        from faultzoo.zoo.recipes import parse_model_spec
+
+        return parse_model_spec(self.model_id, weights=self.weights, num_classes=self.num_classes)
+
+    @property
+    def in_zoo(self) -> bool:
+        """Whether the model is a zoo model (whose dataset, classes and weights the zoo knows)."""
+        from faultzoo.zoo import list_models
+
+        return self.module is None and self.model_id in list_models()
+
+    @property
     def engine_name(self) -> str:
         """The registered engine that runs this campaign: ``fast`` and ``reference`` of a Keras campaign are
         the twin's engines ``keras-fast`` and ``keras-reference`` (identical outcomes, like the PyTorch pair)."""
@@ -94,7 +115,13 @@ class CampaignSpec:
         changes = {}
         if isinstance(self.weights, (str, os.PathLike)) and self.weights != "default":
             changes["weights"] = _absolute(self.weights)
-        if self.data is not None and str(self.data) not in list_datasets():
+        recipe = self.recipe
+        if recipe is not None and recipe.kind == "factory" and recipe.target.split(":")[0].endswith(".py"):
+            file, function = recipe.target.rsplit(":", 1)
+            changes["model_id"] = f"{_absolute(file)}:{function}"
+        if self.data is not None and str(self.data).startswith(IMAGEFOLDER):
+            changes["data"] = IMAGEFOLDER + _absolute(str(self.data)[len(IMAGEFOLDER):])
+        elif self.data is not None and str(self.data) not in list_datasets():
             changes["data"] = _absolute(self.data)
         else:
             changes["data_root"] = _absolute(self.data_root if self.data_root is not None else default_data_root())
@@ -109,12 +136,19 @@ class CampaignSpec:
             value = getattr(self, f.name)
             if isinstance(value, FaultList):
                 value = f"FaultList sha256 {value.fingerprint()}"
+            elif f.name == "module" and value is not None:
+                value = f"{type(value).__module__}.{type(value).__qualname__} object"
+            elif f.name == "selection" and value is not None:
+                value = value.source
             elif isinstance(value, os.PathLike):
                 value = str(value)
             elif f.name == "engine_options":
                 value = {k: repr(v) if not isinstance(v, (int, float, str, bool, type(None))) else v for k, v in value}
             out[f.name] = value
         return out
+
+
+IMAGEFOLDER = "imagefolder:"  # --data imagefolder:PATH
 
 
 def _absolute(path: str | os.PathLike) -> str:
@@ -131,7 +165,8 @@ def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha
     thread count TensorFlow's convolutions round differently, so it decides outcome bits. A PyTorch
     campaign's identity has no framework field, so neither is ever resumed as the other."""
     identity = {
-        "model_id": spec.model_id,
+        "model_id": _label(spec.model_id),
+        **({} if spec.in_zoo else {"model": _model_record(spec)}),
         "weights_state_sha256": weights_sha256,
         "fault_list_sha256": fault_list_sha256,
         "faults": faults,
@@ -149,6 +184,22 @@ def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha
         identity.update({"framework": "keras", "tensorflow": keras["tensorflow"], "keras": keras["keras"],
                          "keras_backend": keras["backend"], "keras_threads": keras["intra_op_threads"]})
     return identity
+
+
+def _label(model_id: str) -> str:
+    """A model's name independent of where its file lies: ``file.py:function`` for a factory in a file."""
+    head, sep, function = model_id.rpartition(":")
+    return f"{Path(head).name}:{function}" if sep and head.endswith(".py") else model_id
+
+
+def _model_record(spec: CampaignSpec) -> dict:
+    """How a model outside the zoo was made: its recipe (without paths, which may move), or its class."""
+    if spec.module is not None:
+        return {"kind": "object", "class": f"{type(spec.module).__module__}.{type(spec.module).__qualname__}"}
+    recipe = spec.recipe.describe()
+    recipe["target"] = _label(recipe["target"])
+    recipe["weights"] = recipe["weights"] is not None  # the state hash says which
+    return recipe
 
 
 def identity_token(identity: dict, spec: CampaignSpec) -> str:

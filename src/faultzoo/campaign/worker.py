@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from faultzoo.campaign.spec import CampaignSpec
 from faultzoo.campaign.store import FaultResult
 from faultzoo.exceptions import CampaignMismatchError, ExactnessError
 
-__all__ = ["Inputs", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "memory_sharers", "prepare",
+__all__ = ["Inputs", "ModelFromRecipe", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "memory_sharers", "prepare",
            "run_task", "worker_name"]
 
 
@@ -51,6 +51,38 @@ class Inputs:
 
 
 @dataclass(frozen=True)
+class ModelFromRecipe:
+    """A model outside the zoo on its way to a worker process: rebuilt there from its recipe (the factory
+    imported again, the torchvision builder called), given the driver's state (tensors in shared memory),
+    and checked to hash to the driver's state before any task. Classes of a factory file are not
+    importable by name in another process, so the module object itself cannot travel."""
+
+    recipe: object  # faultzoo.zoo.recipes.ModelRecipe
+    state: dict = field(repr=False)
+    state_sha256: str
+
+    @classmethod
+    def ship(cls, model: nn.Module, recipe, state_hash: str) -> ModelFromRecipe:
+        return cls(recipe, model.state_dict(), state_hash)
+
+    def build(self) -> nn.Module:
+        from faultzoo.zoo import state_sha256
+        from faultzoo.zoo.recipes import build_model
+
+        model = build_model(replace(self.recipe, weights=None))  # the architecture; the state comes next
+        try:
+            model.load_state_dict(self.state, strict=True)
+        except RuntimeError as exc:
+            raise CampaignMismatchError(f"worker {worker_name()}: {self.recipe.label} built here does not take the "
+                                        f"driver's state: {str(exc).splitlines()[0]}") from None
+        if state_sha256(model) != self.state_sha256:
+            raise CampaignMismatchError(f"worker {worker_name()} rebuilt {self.recipe.label} with another state than "
+                                        "the driver's (buffers set by the factory differ?): outcomes would not be "
+                                        "comparable.")
+        return model.eval()
+
+
+@dataclass(frozen=True)
 class Recipe:
     """How a process elsewhere gets the campaign's inputs: the spec (paths made absolute), the identity
     they must match, and the driver's golden logits (as a hash) that it must reproduce."""
@@ -63,10 +95,10 @@ class Recipe:
     def load(self) -> Inputs:
         spec, where = self.spec, f"worker {worker_name()}"
         numerics_settings(torch.device(spec.device), tf32=spec.tf32, threads=None)
-        from faultzoo.zoo import get_model, state_sha256
+        from faultzoo.zoo import state_sha256
 
-        if self.state is not None:
-            model = get_model(spec.model_id, weights=None)
+        if self.state is not None:  # weights no file holds: the architecture, then the driver's state
+            model = load_model(replace(spec, weights=None))
             model.load_state_dict(self.state)
         else:
             model = load_model(spec)
@@ -179,6 +211,8 @@ def _engine_for(setup: WorkerSetup) -> tuple[Engine, np.ndarray]:
 
                 set_keras_threads(setup.keras_threads, 1)
             inputs = setup.load()
+            if isinstance(inputs.model, ModelFromRecipe):
+                inputs = replace(inputs, model=inputs.model.build())
             defaults = setup.defaults if setup.defaults is not None else \
                 engine_entry(setup.engine).default_options(memory_sharers())
             engine = make_engine(setup.engine, inputs.model, inputs.x, inputs.golden, batch_size=setup.batch_size,

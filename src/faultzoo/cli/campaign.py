@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from faultzoo.cli._common import (
-    BatchOpt, DataOpt, DataRootOpt, DownloadOpt, LimitOpt, ModelArg, PerClassOpt, WeightsOpt, console, progress_bar,
+    BatchOpt, DataRootOpt, DownloadOpt, LimitOpt, PerClassOpt, WeightsOpt, console, progress_bar,
     weights_arg,
 )
 
@@ -26,6 +26,10 @@ Examples:
   faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data test.npz --dask local:2 -o rn20-run
   faultzoo campaign cifar10/resnet20 --framework keras --faults rn20_FL.csv --data test.npz --workers 2 -o rn20-keras
   faultzoo compare rn20-run rn20-keras -o rn20-compare
+  faultzoo faultlist torchvision:resnet18 --design network --error 0.05 -o r18_FL.csv
+  faultzoo campaign torchvision:resnet18 --weights r18.pth --faults r18_FL.csv \\
+      --data imagefolder:my-images --transform ResNet18_Weights.IMAGENET1K_V1 --workers 2 -o r18-run
+  faultzoo campaign my_nets.py:build_net --weights net.pt --faults net_FL.csv --data cifar10 -o net-run
   faultzoo campaign cifar10/resnet20 --faults rn20_FL.csv --data /shared/test.npz --dask scheduler.json -o rn20-run
 """
 
@@ -36,12 +40,26 @@ MEANINGS = (
 )
 
 
+ModelSpecArg = Annotated[str, typer.Argument(
+    metavar="MODEL", help="A zoo id (cifar10/resnet20, see `faultzoo models`), torchvision:NAME (a torchvision "
+                          "classification model, untrained unless --weights PATH), package.module:function or "
+                          "path/to/file.py:function (a function of yours returning the torch.nn.Module).")]
+
+
 def campaign(
-    model_id: ModelArg,
+    model_id: ModelSpecArg,
     faults: Annotated[Path, typer.Option("--faults", help="Fault list: upstream torch/Keras/results CSV or faultzoo format.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (campaign.sqlite + exports); resumed if it exists.")],
     weights: WeightsOpt = "default",
-    data: DataOpt = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Dataset name (cifar10, cifar100, gtsrb: test split under --data-root), a PATH.npz, or "
+                       "imagefolder:PATH (one sub-folder per class; with --transform). Default: a zoo model's "
+                       "dataset.")] = None,
+    transform: Annotated[str | None, typer.Option(
+        "--transform", help="For imagefolder data: a torchvision weights member (ResNet18_Weights.IMAGENET1K_V1) "
+                            "or steps resize=N,crop=N,mean=A:B:C,std=A:B:C.")] = None,
+    num_classes: Annotated[int | None, typer.Option(
+        "--num-classes", min=1, help="torchvision:NAME models: the classifier's size (default: the builder's).")] = None,
     data_root: DataRootOpt = None,
     limit: LimitOpt = None,
     per_class: PerClassOpt = None,
@@ -97,7 +115,8 @@ def campaign(
                        rate=f"{p.evaluations_per_second:,.0f} inferences/s")
 
         result = run_campaign(
-            model_id, faults, output=output, weights=weights_arg(weights), data=data, data_root=data_root, limit=limit,
+            model_id, faults, output=output, weights=weights_arg(weights), data=data, transform=transform,
+            num_classes=num_classes, data_root=data_root, limit=limit,
             per_class=per_class, fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed,
             engine=engine, workers=workers, dask=dask, batch_size=batch_size, keep_outcomes=keep_outcomes, device=device,
             tf32=tf32, download=download, callbacks=[on_progress], framework=framework,

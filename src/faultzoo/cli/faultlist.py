@@ -79,17 +79,20 @@ faultlist_app = typer.Typer(
 )
 
 
-def _load_model(model_id: str) -> nn.Module:
-    """The zoo model (untrained: a fault list needs shapes only). Imported lazily to keep `--help` fast."""
-    from faultzoo.zoo import get_model
+def _load_model(model_id: str, num_classes: int | None = None) -> nn.Module:
+    """The model, untrained (a fault list needs shapes only): a zoo id, torchvision:NAME, module:function or
+    file.py:function. Imported lazily to keep `--help` fast."""
+    from faultzoo.zoo.recipes import build_model, parse_model_spec
 
-    return get_model(model_id, weights=None)
+    return build_model(parse_model_spec(model_id, weights=None, num_classes=num_classes))
 
 
 def _weights_sha256(model_id: str) -> str | None:
-    """sha256 of the model's published checkpoint, recorded in the list's metadata (None if unknown)."""
-    from faultzoo.zoo import model_info
+    """sha256 of a zoo model's published checkpoint, recorded in the list's metadata (None if unknown)."""
+    from faultzoo.zoo import list_models, model_info
 
+    if model_id not in list_models():
+        return None
     weights = model_info(model_id).weights
     return getattr(weights, "sha256", None) if weights is not None else None
 
@@ -210,8 +213,12 @@ def generate(
     prior: PriorOpt = None,
     max_faults: MaxFaultsOpt = 1_000_000,
     fmt: FormatOpt = Format.faultzoo,
+    num_classes: Annotated[int | None, typer.Option(
+        "--num-classes", min=1, help="torchvision:NAME models: the classifier's size (default: the builder's).")] = None,
 ) -> None:
-    """Generate a fault list for MODEL and print the design summary (N, n, e, t, p)."""
+    """Generate a fault list for MODEL and print the design summary (N, n, e, t, p).
+
+    MODEL is a zoo id, torchvision:NAME, package.module:function or path/to/file.py:function."""
     from faultzoo.faults import make_fault_list, write_fault_list
 
     if t is not None and confidence is not None:
@@ -228,7 +235,7 @@ def generate(
             options["prior"] = parse_prior(prior)
         except FaultError as exc:
             raise typer.BadParameter(str(exc), param_hint="--prior") from None
-    model = _load_model(model_id)
+    model = _load_model(model_id, num_classes)
     options.update(model_id=model_id, weights_sha256=_weights_sha256(model_id))
     fault_list = make_fault_list(model, design.value, **options)
     write_fault_list(fault_list, output, format=fmt.value, model=model)

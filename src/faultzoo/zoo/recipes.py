@@ -23,7 +23,9 @@ from torch import nn
 
 from faultzoo.exceptions import CheckpointError, UnknownModelError
 
-__all__ = ["ModelRecipe", "build_model", "parse_model_spec"]
+__all__ = ["USER_MODULE_PREFIX", "ModelRecipe", "build_model", "import_user_file", "parse_model_spec", "user_modules"]
+
+USER_MODULE_PREFIX = "faultzoo_user_"  # module names of factory files imported by path
 
 _FACTORY = re.compile(r"^(?P<module>[^:]+):(?P<function>[A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -153,18 +155,11 @@ def _import(module_name: str, target: str):
         path = Path(module_name).expanduser().resolve()
         if not path.is_file():
             raise UnknownModelError(f"{target}: no such file {path}.")
-        name = "faultzoo_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # pickling classes of this module in this process needs it
+        name = USER_MODULE_PREFIX + hashlib.sha256(str(path).encode()).hexdigest()[:12]
         try:
-            spec.loader.exec_module(module)
+            return import_user_file(name, path)
         except Exception as exc:
-            del sys.modules[name]
             raise UnknownModelError(f"{target}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
-        return module
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
@@ -172,3 +167,25 @@ def _import(module_name: str, target: str):
                                 "give a file path: path/to/file.py:function.") from exc
     except Exception as exc:
         raise UnknownModelError(f"{target}: importing {module_name} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def import_user_file(name: str, path: str | Path):
+    """Import the Python file ``path`` as module ``name`` (once per process), so that objects of its classes
+    can be pickled here and unpickled in a worker process that imported it under the same name."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def user_modules() -> dict[str, str]:
+    """The factory files this process imported by path: module name -> file (for worker processes)."""
+    return {name: module.__file__ for name, module in list(sys.modules.items())
+            if name.startswith(USER_MODULE_PREFIX) and getattr(module, "__file__", None)}

@@ -33,7 +33,8 @@ from faultzoo.campaign.engines import Engine
 from faultzoo.campaign.executors.base import MAX_ATTEMPTS, Commit, Executor
 from faultzoo.campaign.golden import GoldenRun
 from faultzoo.campaign.plan import CampaignPlan, Task
-from faultzoo.campaign.worker import Inputs, WorkerSetup, run_task
+from faultzoo.campaign.worker import Inputs, ModelFromRecipe, WorkerSetup, run_task
+from faultzoo.zoo.recipes import import_user_file, user_modules
 from faultzoo.exceptions import FaultzooError
 
 __all__ = ["ProcessesExecutor"]
@@ -78,12 +79,17 @@ class ProcessesExecutor(Executor):
         inputs = setup.inputs
         if inputs is None:
             raise ValueError("the processes executor shares the driver's inputs: setup.inputs is required")
+        _check_importable(inputs.model)
         # The workers' cores are idle until their first task: start the engine on as many threads.
         state = engine.export_state(threads=self.workers)
         # Shared copies: moving a tensor's storage to shared memory in place would leave dangling any
         # numpy view of it (the parent keeps using x and the golden run).
         golden = inputs.golden
-        shared = Inputs(inputs.model.cpu().share_memory(), sharedmem.share(inputs.x.cpu().clone()),
+        model = inputs.model.cpu().share_memory()
+        recipe = setup.recipe.spec.recipe if setup.recipe is not None else None
+        if recipe is not None and recipe.kind != "zoo":  # rebuilt from its recipe in each worker
+            model = ModelFromRecipe.ship(model, recipe, setup.recipe.identity["weights_state_sha256"])
+        shared = Inputs(model, sharedmem.share(inputs.x.cpu().clone()),
                         GoldenRun(sharedmem.share(golden.logits.cpu().clone()),
                                   sharedmem.share(golden.labels.cpu().clone()), golden.batch_size))
         options = {**setup.options, **({"prepared": state} if state is not None else {})}
@@ -168,7 +174,10 @@ class _Pool:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.executor = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker)
+        # Workers import the factory files this process imported by path, under the same module names,
+        # so that a model object of one of their classes can be unpickled there.
+        self.executor = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker,
+                                            initargs=(user_modules(),))
         # The executor starts a process per submitted call while none is idle: start them all now, from
         # a thread, since starting a process waits for the fork server's imports.
         self._warm_up: list = []
@@ -217,9 +226,24 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _check_importable(model: torch.nn.Module) -> None:
+    """A model object travels to the workers by reference to its classes: refuse, before any work, classes
+    that a worker process cannot import (defined in an interactive session)."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__file__", None):
+        return
+    interactive = sorted({type(m).__qualname__ for m in model.modules() if type(m).__module__ == "__main__"})
+    if interactive:
+        raise FaultzooError(f"The model's classes {', '.join(interactive)} are defined in an interactive session, "
+                            "which worker processes cannot import: define them in a file (and pass the model, or "
+                            "'file.py:function'), or run with workers=1.")
+
+
 # ---------------------------------------------------------------- in the worker processes
-def _start_worker() -> None:
+def _start_worker(files: dict[str, str]) -> None:
     torch.set_num_threads(1)  # one process per core beats threads on small convolutions (measured)
+    for name, path in files.items():
+        import_user_file(name, path)
     # A parent killed with SIGKILL cannot stop its workers, and they would wait for tasks forever
     # (each holds the task queue's write end, so it never reads end-of-file): leave when orphaned.
     # Not by watching os.getppid(): a fork server's children have the fork server as parent, and it
