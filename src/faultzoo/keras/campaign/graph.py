@@ -16,6 +16,7 @@ dimension that calls the twin's own layers in the order of the twin's graph.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from dataclasses import dataclass, field
 
@@ -109,6 +110,7 @@ class TwinGraph:
         def fn(*values):
             return self.run(list(zip(inputs, values)), nodes, outputs)
 
+        _quiet_retracing_warning(tf)
         return tf.function(fn, input_signature=[_spec(t) for t in inputs], autograph=False)
 
     # ---------------------------------------------------------------- boundaries
@@ -217,3 +219,17 @@ def _macs(node) -> int:
         return 0
     spatial = int(np.prod([int(d) for d in node.outputs[0].shape[1:-1] if d] or [1]))
     return spatial * int(np.prod([int(d) for d in kernel.shape]))
+
+
+class _RetracingFilter(logging.Filter):
+    """Each function above is traced once (fixed signature); TensorFlow still warns about "retracing" when
+    several new functions are traced in a row, which is what one function per faulty layer means."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing_warning(tf) -> None:
+    logger = tf.get_logger()
+    if not any(isinstance(f, _RetracingFilter) for f in logger.filters):
+        logger.addFilter(_RetracingFilter())
