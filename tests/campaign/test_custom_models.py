@@ -242,3 +242,34 @@ def test_a_model_outside_the_zoo_needs_data(recipe_text, faults, tmp_path, no_co
 def test_things_that_are_no_model_or_data(faults, tmp_path, no_compute):
     _refused(tmp_path, FaultzooError, "found a int", 42, faults, data="cifar10")
     _refused(tmp_path, FaultzooError, "found a set", "torchvision:resnet18", faults, data={1, 2})
+
+
+def test_analysis_reads_a_campaign_on_a_model_outside_the_zoo(inline, tmp_path):
+    from faultzoo.analysis import load_results, write_report
+
+    results = load_results(inline.output)
+    assert results.model_id == "lab_nets.py:build_net" and results.model_from == "provenance"
+    assert results.shapes["head.weight"] == (3, 32)  # recorded by the campaign: no zoo model to rebuild
+    assert not [f for f in results.quality.findings if f.level == "error"]
+    report = write_report(results, tmp_path / "report")
+    assert "lab_nets.py:build_net" in (tmp_path / "report" / "report.md").read_text()
+    assert report is not None
+
+
+def test_cli_makes_fault_lists_for_torchvision_models_and_factories(net_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from faultzoo.cli import app
+    from faultzoo.faults import read_fault_list
+
+    out = tmp_path / "r18_FL.csv"
+    done = CliRunner().invoke(app, ["faultlist", "torchvision:resnet18", "--num-classes", "10", "--design", "network",
+                                    "--n", "20", "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    model = build_model(parse_model_spec("torchvision:resnet18", weights=None, num_classes=10))
+    faults = read_fault_list(out, model)  # validates every fault against the model's tensors
+    assert len(faults) == 20 and faults.meta.model_id == "torchvision:resnet18"
+    done = CliRunner().invoke(app, ["faultlist", f"{net_file}:nope", "--design", "network", "--n", "5",
+                                    "-o", str(tmp_path / "x.csv")])
+    assert isinstance(done.exception, UnknownModelError) and "has no attribute 'nope'" in str(done.exception)
+    assert not (tmp_path / "x.csv").exists()

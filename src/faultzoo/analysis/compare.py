@@ -308,7 +308,10 @@ def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99,
 
 
 def _model_order(model_id: str | None, cache: dict) -> list[str]:
-    if model_id is None:
+    """Tensors in the model's order (a zoo model's; other models' layers are listed by name)."""
+    from faultzoo import list_models
+
+    if model_id not in list_models():
         return []
     return [name for name, t in _torch_model(model_id, cache).state_dict().items() if t.is_floating_point()]
 

@@ -266,6 +266,12 @@ def guess_model_id(path: Path) -> str | None:
     return None
 
 
+def faultzoo_models() -> list[str]:
+    from faultzoo import list_models
+
+    return list_models()
+
+
 def model_shapes(model_id: str) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape of a zoo model (built without weights: shapes only)."""
     import faultzoo
@@ -410,7 +416,10 @@ def load_results(path: str | os.PathLike, *, model: str | None = None, check: bo
     else:
         raise AnalysisError(f"{path} does not exist; give a campaign folder or a results CSV.")
     _describe(results, model)
-    if results.model_id and results.shapes is None:
+    recorded_shapes = (results.provenance.get("model") or {}).get("shapes")
+    if results.shapes is None and recorded_shapes:  # a model outside the zoo: its campaign recorded them
+        results.shapes = {name: tuple(shape) for name, shape in recorded_shapes.items()}
+    if results.model_id and results.shapes is None and results.model_id in faultzoo_models():
         step(f"shapes of {results.model_id}")
         results.shapes = model_shapes(results.model_id)
         if results.kind == "upstream-csv" and results.fault_meta is None:

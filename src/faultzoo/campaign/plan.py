@@ -170,7 +170,9 @@ def _model_provenance(spec: CampaignSpec, model: nn.Module, state_hash: str, cla
     recipe = spec.recipe
     return {"id": spec.model_id, "recipe": recipe.describe() if recipe is not None else None,
             "class": f"{type(model).__module__}.{type(model).__qualname__}", "state_sha256": state_hash,
-            "parameters": sum(p.numel() for p in model.parameters()), "num_classes": classes}
+            "parameters": sum(p.numel() for p in model.parameters()), "num_classes": classes,
+            # the analysis reads tensor shapes here (it cannot rebuild a model outside the zoo)
+            "shapes": {name: list(t.shape) for name, t in model.state_dict().items() if t.is_floating_point()}}
 
 
 def load_twin(model: nn.Module, selection):
