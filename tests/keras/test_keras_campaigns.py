@@ -159,3 +159,53 @@ def test_cli_refuses_an_unknown_framework(lists, tmp_path):
                            "--framework", "tf", "--faults", str(lists["torch"]), "-o", str(tmp_path / "run")],
                           env=cli_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--framework" in done.stderr and "'tf' is not one of torch, keras" in done.stderr
+
+
+def _own_net():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 4)).eval()
+
+
+def test_a_model_of_ones_own_runs_in_keras_too(tmp_path):
+    import torch
+
+    from faultzoo.faults import make_fault_list
+
+    model = _own_net()
+    x, y = torch.randn(40, 3, 16, 16, generator=torch.Generator().manual_seed(1)), torch.arange(40) % 4
+    faults = make_fault_list(model, "network", n=20, seed=1, targets="weights,bias,bn")
+    runs = {engine: run_campaign(model, faults, data=(x, y), batch_size=20, output=tmp_path / engine,
+                                 framework="keras", engine=engine) for engine in ("fast", "reference")}
+    assert _without_seconds(_read_csv(runs["fast"].exports["results"])) == \
+        _without_seconds(_read_csv(runs["reference"].exports["results"]))
+    assert runs["fast"].provenance["twin"]["framework"] == "keras"
+    assert 0 < runs["fast"].summary.total.masked < 20 * 40
+
+
+def test_a_model_the_twin_cannot_be_built_for_is_refused_before_compute(tmp_path, monkeypatch):
+    import torch
+    from torch import nn
+
+    from faultzoo.campaign import runner as runner_module
+    from faultzoo.exceptions import TranslationError
+    from faultzoo.faults import make_fault_list
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return torch.special.erfcx(self.conv(x)).mean((2, 3))  # no Keras counterpart
+
+    model = Odd().eval()
+    monkeypatch.setattr(runner_module, "make_engine", lambda *a, **k: pytest.fail("compute started"))
+    faults = make_fault_list(model, "network", n=4, seed=1)
+    with pytest.raises(TranslationError):
+        run_campaign(model, faults, data=(torch.randn(4, 3, 8, 8), torch.arange(4)), batch_size=2,
+                     output=tmp_path / "run", framework="keras")
+    assert not (tmp_path / "run" / STORE_NAME).exists()
