@@ -33,9 +33,12 @@ demo:
 		--fault-sample $(DEMO_FAULTS) --data $(DEMO_DATA) --workers $(DEMO_WORKERS) -o $(DEMO_OUT)/campaign; \
 	"$$venv/bin/faultzoo" report $(DEMO_OUT)/campaign
 
+# Tests run in TEST_JOBS processes (one per core, at most 4: each holds torch and TensorFlow), a test
+# file per process at a time so that its module fixtures are built once; PYTEST_ARGS adds options.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test:
 	@venv=$(VENV); test -x "$$venv/bin/python" || { echo "make: virtual environment setup failed" >&2; exit 1; }; \
-	"$$venv/bin/python" -m pytest -q $(PYTEST_ARGS)
+	"$$venv/bin/python" -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 bench:
 	@venv=$(VENV); set -e; \

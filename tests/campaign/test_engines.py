@@ -323,7 +323,7 @@ def test_engines_come_from_a_registry():
     one, four = (engine_entry("fast").default_options(n)["memory_budget"] for n in (1, 4))
     assert one >= four >= 1 << 30 and (four == 1 << 30 or one >= 3 * four)  # split between workers, >= 1 GiB
     assert engine_entry("reference").default_options(4) == {}
-    with pytest.raises(FaultzooError, match=r"Unknown engine 'fastt'.*fast, reference.*Did you mean 'fast'"):
+    with pytest.raises(FaultzooError, match=r"Unknown engine 'fastt'.*fast, keras-fast, keras-reference, reference.*Did you mean 'fast'"):
         engine_entry("fastt")
 
 

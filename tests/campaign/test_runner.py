@@ -352,8 +352,14 @@ def cli_command(fault_csv: Path, npz: Path, out: Path, workers: int = 1) -> list
             "--workers", str(workers), "-o", str(out)]
 
 
+# Marks the processes that campaigns started by this test process run in (their environment holds it), so
+# that a check for leftover workers ignores those of tests running in parallel in other processes.
+_MARK = f"FAULTZOO_TEST_DRIVER={os.getpid()}"
+
+
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)  # FAULTZOO_HOME/MIRROR/OFFLINE from the autouse fixture
+    env.update([_MARK.split("=", 1)])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = "1"  # same numerics settings as the in-process baseline, and fair to a shared machine
     return env
@@ -392,15 +398,18 @@ def start_and_interrupt(cmd: list[str], store: Path, total: int, sig: int, log: 
 
 
 def _worker_processes() -> set[int]:
-    """Live processes started by multiprocessing's spawn or fork server (the campaign's workers), by pid."""
+    """Live processes started by multiprocessing's spawn or fork server (the campaign's workers) for campaigns
+    this test process started (see cli_env), by pid."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except (OSError, IndexError):
             continue
-        if (b"multiprocessing.spawn" in cmdline or b"multiprocessing.forkserver" in cmdline) and state != "Z":
+        if (b"multiprocessing.spawn" in cmdline or b"multiprocessing.forkserver" in cmdline) and state != "Z" \
+                and _MARK.encode() in environ:
             found.add(int(entry.name))
     return found
 

@@ -4,8 +4,10 @@ At start-up: the traced graph computes the eager model's logits bit for bit (els
 campaign runs the reference way), and a row's logits do not depend on the other rows of its batch
 (else rows are never repacked: golden batches are kept). Per layer, on its first fault: a few output
 channels computed alone or stacked equal those channels of the full layer, the faulty weight changes
-only its own channel, and re-running the graph from the layer's golden output gives the golden
-logits. A failed check makes that layer run the slower way that does not need it.
+only its own channel; a module recomputed whole with a faulty parameter passed in computes what it
+computes with the fault written into it; and re-running the graph from the layer's golden output
+gives the golden logits. A failed check makes that layer run the slower way that does not need it.
+The batch sizes a layer's rows may be packed into are checked by Downstream.check_sizes.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import torch
 from faultzoo.campaign.engines.fast_downstream import Downstream, Rows, Sink
 from faultzoo.campaign.engines.fast_golden import GoldenMaps
 from faultzoo.campaign.engines.fast_layer import channel_outputs
-from faultzoo.campaign.engines.graph import LayerProgram
+from faultzoo.campaign.engines.graph import LayerProgram, channels_first
 from faultzoo.campaign.outcome import Outcome
-from faultzoo.faults import Fault, corrupt
+from faultzoo.faults import Fault, corrupt, injected
 from faultzoo.faults.bits import same_bits
 from faultzoo.inference import batch_slices
 
@@ -87,19 +89,27 @@ class Checks:
 
     def _layer_mode(self, program: LayerProgram, param: str, fault: Fault, kept: dict, maps: GoldenMaps,
                     downstream: Downstream) -> str:
-        golden_in, golden_out = kept[program.node.all_input_nodes[0]], maps.output_of(program, kept)
-        mode = "stacked" if program.fast_kind in ("conv", "linear") and param.endswith(".weight") else "module"
+        golden_out = maps.output_of(program, kept)
+        mode = "stacked" if program.stackable else "module"
         if self.aligned:
             mode = "aligned"
         first = maps.chunk_batches[0][0]
         rows = torch.arange(first.start, first.stop) if self.aligned else torch.arange(min(4, len(golden_out)))
+        golden_in = kept[program.inputs[0]]
         if mode == "stacked" and not _stacking_is_exact(program, fault, golden_in, golden_out, first, rows):
             mode = "module"
-        # Re-running the downstream graph from the golden layer output reproduces the golden logits.
+        if mode != "stacked" and not _functional_call_is_exact(program, fault, kept, first):
+            return "reference: the module computes otherwise with the faulty parameter passed in than written in"
+        # Re-running the downstream graph from the golden layer output reproduces the golden logits (at a batch
+        # size checked for this layer, or on the first golden batch).
+        golden_batch = self.aligned or downstream.prepare(program, len(rows)) is None
+        if golden_batch:
+            rows = torch.arange(first.start, first.stop)
         sink = {0: Sink.empty(len(golden_out))}
         rows_of_one_fault = Rows(rows, np.zeros(len(rows), int), np.zeros(len(rows), bool))
-        downstream.run(program, golden_out[rows].clone(), rows_of_one_fault, kept, sink, 0, skip_checks=True)
-        if not (sink[0].codes[: len(rows)] == Outcome.MASKED).all():
+        downstream.run(program, golden_out[rows].clone(), rows_of_one_fault, kept, sink, 0, skip_checks=True,
+                       golden_batch=golden_batch)
+        if not (sink[0].codes[rows.numpy()] == Outcome.MASKED).all():
             return "reference: re-running the graph from this layer does not reproduce the golden logits"
         return mode
 
@@ -111,6 +121,7 @@ def _stacking_is_exact(program: LayerProgram, fault: Fault, golden_in: torch.Ten
     a golden witness channel), and (b) the full layer with the faulty weight changes only that weight's
     output channel, which equals the channel computed alone."""
     o = fault.index[0]
+    golden_out = channels_first(golden_out, program.fast_kind)  # a view: (images, channels, ...)
     channels = sorted({0, o, golden_out.shape[1] - 1})
     sample_in, sample_out = golden_in[first], golden_out[first]
     with torch.no_grad():
@@ -120,9 +131,26 @@ def _stacking_is_exact(program: LayerProgram, fault: Fault, golden_in: torch.Ten
         weight = program.module.weight.detach()
         faulty_weight = weight.clone()
         faulty_weight[fault.index] = corrupt(weight[fault.index], fault.bits, fault.kind)
-        full = torch.func.functional_call(program.module, {"weight": faulty_weight}, (golden_in[rows],))
+        full = channels_first(torch.func.functional_call(program.module, {"weight": faulty_weight}, (golden_in[rows],)),
+                              program.fast_kind)
         others = torch.ones(full.shape[1], dtype=torch.bool)
         others[o] = False
         ok = ok and same_bits(full[:, others], golden_out[rows][:, others])
         alone = channel_outputs(program, golden_in[rows], [(o, fault)])[:, 0]
         return ok and same_bits(full[:, o], alone)
+
+
+def _functional_call_is_exact(program: LayerProgram, fault: Fault, kept: dict, first: slice) -> bool:
+    """The module called the way the engine calls a faulty one (the faulty parameter passed in through
+    torch.func.functional_call) computes what it computes with the fault written into its own parameter,
+    as the reference engine does it (on the first golden batch). A module whose forward reads its weights
+    some other way would not see a passed-in one."""
+    inputs = {a: kept[a][first] for a in program.inputs}
+    param = program.module.get_parameter(program.name).detach()
+    faulty = param.clone()
+    faulty[fault.index] = corrupt(param[fault.index], fault.bits, fault.kind)
+    with torch.no_grad():
+        passed = program.compute(inputs, {program.name: faulty})
+        with injected(program.module, Fault(program.name, fault.index, fault.bits, fault.kind)):
+            in_place = program.compute(inputs)
+    return same_bits(passed, in_place)

@@ -141,8 +141,7 @@ class GoldenMaps:
         if program.node not in self._outputs:
             index = self._cache[0]
             with torch.no_grad():
-                parts = [self.plan.executor.run(program.node, {a: kept[a][b] for a in program.node.all_input_nodes})
-                         for b in self.chunk_batches[index]]
+                parts = [program.compute({a: kept[a][b] for a in program.inputs}) for b in self.chunk_batches[index]]
             self._outputs[program.node] = torch.cat(parts)
         return self._outputs[program.node]
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from faultzoo.campaign.engines.fast_downstream import Downstream, Rows, Sink
 from faultzoo.campaign.engines.fast_golden import GoldenMaps
-from faultzoo.campaign.engines.graph import LayerProgram, stacked_rows_output
+from faultzoo.campaign.engines.graph import LayerProgram, channels_first, stacked_rows_output
 from faultzoo.faults import Fault, corrupt
 from faultzoo.faults.bits import same_bits, same_bits_rows
 from faultzoo.inference import batch_slices
@@ -45,8 +45,9 @@ class FaultyLayer:
 
     def stacked(self, program: LayerProgram, param: str, faults: Pairs, positions: list[int], kept: dict,
                 offset: int, sinks: dict[int, Sink]) -> None:
-        golden_in, golden_out = kept[program.node.all_input_nodes[0]], self.maps.output_of(program, kept)
-        per_channel = golden_out[0, 0].numel() * len(golden_out)
+        golden_in, golden_out = kept[program.inputs[0]], self.maps.output_of(program, kept)
+        golden_channels = channels_first(golden_out, program.fast_kind)  # a view: (images, channels, ...)
+        per_channel = golden_channels[:, 0].numel()
         stack = max(1, min(len(positions), _STACK_ELEMENTS // max(per_channel, 1)))
         for start in range(0, len(positions), stack):
             group = positions[start: start + stack]
@@ -58,7 +59,7 @@ class FaultyLayer:
             with torch.no_grad():
                 outs = channel_outputs(program, golden_in, [(witness, None)] + [
                     (faults[p][1].index[0], faults[p][1]) for p in group])
-            if not same_bits(outs[:, 0], golden_out[:, witness]):
+            if not same_bits(outs[:, 0], golden_channels[:, witness]):
                 self.layers[param] = "module: a stacked convolution's witness channel differed"
                 _logger.warning("%s: %s", param, self.layers[param])
                 self.module(program, faults, positions[start:], kept, offset, sinks)
@@ -66,13 +67,14 @@ class FaultyLayer:
             outs = outs[:, 1:]
             survivors = []
             for k, pos in enumerate(group):
-                equal = same_bits_rows(outs[:, k], golden_out[:, channel[k]])
+                equal = same_bits_rows(outs[:, k], golden_channels[:, channel[k]])
                 self.downstream.mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu())
                 survivors.append((k, pos, torch.nonzero(~equal).flatten().cpu()))
 
             def build(k_idx: torch.Tensor, images: torch.Tensor, outs=outs, channel=channel) -> torch.Tensor:
                 value = golden_out.index_select(0, images.to(golden_out.device))  # a copy: safe to edit
-                value[torch.arange(len(images)), channel[k_idx]] = outs[images.to(outs.device), k_idx.to(outs.device)]
+                spliced = channels_first(value, program.fast_kind)  # a view of the copy: written through
+                spliced[torch.arange(len(images)), channel[k_idx]] = outs[images.to(outs.device), k_idx.to(outs.device)]
                 return value
 
             self.downstream.pack(program, survivors, build, kept, offset, sinks)
@@ -80,11 +82,11 @@ class FaultyLayer:
     def module(self, program: LayerProgram, faults: Pairs, positions: list[int], kept: dict, offset: int,
                sinks: dict[int, Sink]) -> None:
         """Recompute the whole faulty module (any parameter kind), then the downstream graph."""
-        golden_in, golden_out = kept[program.node.all_input_nodes[0]], self.maps.output_of(program, kept)
+        golden_out = self.maps.output_of(program, kept)
         n = len(golden_out)
         for pos, name, faulty in faulty_parameters(program, faults, positions):
             with torch.no_grad():
-                out = torch.cat([torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
+                out = torch.cat([program.compute({a: kept[a][b] for a in program.inputs}, {name: faulty})
                                  for b in batch_slices(n, self.batch_size)])
             equal = same_bits_rows(out, golden_out)
             self.downstream.mark_masked(sinks[pos], offset, torch.nonzero(equal).flatten().cpu())
@@ -96,22 +98,23 @@ class FaultyLayer:
     def aligned(self, program: LayerProgram, faults: Pairs, positions: list[int], kept: dict, index: int,
                 sinks: dict[int, Sink]) -> None:
         """Recompute from the faulty layer on, one golden batch at a time, rows untouched and in order."""
-        golden_in, golden_out = kept[program.node.all_input_nodes[0]], self.maps.output_of(program, kept)
+        golden_out = self.maps.output_of(program, kept)
         offset = self.maps.chunks[index].start
         for pos, name, faulty in faulty_parameters(program, faults, positions):
             for b in self.maps.chunk_batches[index]:
                 images = torch.arange(b.start, b.stop)
                 with torch.no_grad():
-                    out = torch.func.functional_call(program.module, {name: faulty}, (golden_in[b],))
+                    out = program.compute({a: kept[a][b] for a in program.inputs}, {name: faulty})
                     if same_bits(out, golden_out[b]):  # identical input to the rest: masked
                         self.downstream.mark_masked(sinks[pos], offset, images)
                         continue
                     rows = Rows(images, np.full(len(images), pos), np.zeros(len(images), bool))
-                    self.downstream.run(program, out, rows, kept, sinks, offset, skip_checks=True)
+                    self.downstream.run(program, out, rows, kept, sinks, offset, skip_checks=True, golden_batch=True)
 
 
 def channel_outputs(program: LayerProgram, inp: torch.Tensor, rows: list[tuple[int, Fault | None]]) -> torch.Tensor:
-    """Output channels ``c`` of the layer, each computed with its weight row (faulty when a fault is given)."""
+    """Output channels ``c`` of the layer, each computed with its weight row (faulty when a fault is given),
+    on axis 1 (see channels_first)."""
     module: nn.Module = program.module
     weight = module.weight.detach()
     bias = module.bias.detach() if module.bias is not None else None
@@ -122,7 +125,7 @@ def channel_outputs(program: LayerProgram, inp: torch.Tensor, rows: list[tuple[i
             if fault is not None:
                 w[k][fault.index[1:]] = corrupt(weight[fault.index], fault.bits, fault.kind)
         b = bias[[c for c, _ in rows]] if bias is not None else None
-        return stacked_rows_output(module, program.fast_kind, inp, w, b)
+        return channels_first(stacked_rows_output(module, program.fast_kind, inp, w, b), program.fast_kind)
     # Grouped conv (e.g. depthwise): each output channel reads only its group's input channels.
     per_group_out = weight.shape[0] // groups
     per_group_in = weight.shape[1]
@@ -140,8 +143,8 @@ def channel_outputs(program: LayerProgram, inp: torch.Tensor, rows: list[tuple[i
 def faulty_parameters(program: LayerProgram, faults: Pairs, positions: list[int]
                       ) -> Iterator[tuple[int, str, torch.Tensor]]:
     """(position, parameter name, faulty copy of the parameter) for each fault of one module."""
-    name = faults[positions[0]][1].param.rsplit(".", 1)[-1]
-    base = getattr(program.module, name).detach()
+    name = program.name
+    base = program.module.get_parameter(name).detach()
     for pos in positions:
         fault = faults[pos][1]
         faulty = base.clone()

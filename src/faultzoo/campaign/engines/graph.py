@@ -91,7 +91,7 @@ class Executor:
 class LayerProgram:
     """How to recompute the network after a fault in the parameters of one module call."""
 
-    node: fx.Node  # the call_module node whose parameter is faulty
+    node: fx.Node  # the faulty layer's output: the call_module node, or the one used item of its tuple
     module: nn.Module
     steps: list[fx.Node]  # downstream nodes in execution order, ending with the output node
     externals: set[fx.Node]  # golden values the steps read
@@ -99,16 +99,51 @@ class LayerProgram:
     frees: dict[fx.Node, list[fx.Node]] = field(default_factory=dict)  # after step -> values no longer needed
     row_bytes: int = 0  # largest per-image tensor the program computes (sets how many rows fit in cache)
     last_unmixed_check: fx.Node | None = None  # the last check before a downstream conv/linear
+    call: fx.Node | None = None  # the call_module node (``node`` itself unless the module returns a tuple)
+    name: str = "weight"  # the faulty parameter, relative to ``module`` (e.g. "out_proj.weight" of an attention)
+
+    def __post_init__(self) -> None:
+        if self.call is None:
+            self.call = self.node
+
+    @property
+    def inputs(self) -> list[fx.Node]:
+        """The values the module call reads (each a batched tensor)."""
+        return self.call.all_input_nodes
 
     @property
     def fast_kind(self) -> str:
         """'conv' / 'linear': the faulty output can be recomputed for a few output channels only."""
         m = self.module
+        if self.call is not self.node or len(self.call.args) != 1 or self.call.kwargs:
+            return "module"
         if isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and isinstance(m.padding, tuple):
             return "conv"
         if isinstance(m, nn.Linear):
             return "linear"
         return "module"
+
+    @property
+    def stackable(self) -> bool:
+        """A fault in this parameter changes one output channel of a conv/linear layer."""
+        return self.fast_kind in ("conv", "linear") and self.name == "weight"
+
+    def compute(self, values: dict[fx.Node, torch.Tensor], overrides: dict[str, torch.Tensor] | None = None):
+        """The layer's output for these values of its inputs, with ``overrides`` (parameter name relative
+        to the module -> tensor) in place of the module's own parameters: the traced call, same arguments."""
+        args = fx.node.map_arg(self.call.args, lambda n: values[n])
+        kwargs = fx.node.map_arg(self.call.kwargs, lambda n: values[n])
+        if overrides:
+            out = torch.func.functional_call(self.module, overrides, tuple(args), dict(kwargs))
+        else:
+            out = self.module(*args, **kwargs)
+        return out if self.node is self.call else out[self.node.args[1]]
+
+
+def channels_first(value: torch.Tensor, kind: str) -> torch.Tensor:
+    """A view of a conv/linear output with the output channels on axis 1 (a linear layer applied to
+    tokens, e.g. (batch, tokens, features), has them last)."""
+    return value.movedim(-1, 1) if kind == "linear" and value.dim() > 2 else value
 
 
 class GraphPlan:
@@ -125,6 +160,7 @@ class GraphPlan:
             raise ValueError(f"expected a model with one input, found {len(placeholders)}")
         self._param_nodes = self._map_parameters()
         self._programs: dict[str, LayerProgram | None] = {}
+        self.refusals: dict[str, str] = {}  # parameter -> why it has no program
         self.tensors: set[fx.Node] = set()
         self.row_bytes: dict[fx.Node, int] = {}  # bytes of one image's row, per batched node
         self.node_seconds: dict[fx.Node, float] | None = None  # per image, from a golden pass (record_seconds)
@@ -134,8 +170,9 @@ class GraphPlan:
         """Run two small batches (2 and 3 rows) to learn which node values carry one row per image
         (tensors whose first dimension is the batch) and which non-tensor values change with
         the batch size (such values cannot be reused from the golden run)."""
-        _, a = self.run_golden(probe[:2], set(self.nodes))
-        _, b = self.run_golden(probe[:3], set(self.nodes))
+        with torch.no_grad():
+            _, a = self.run_golden(probe[:2], set(self.nodes))
+            _, b = self.run_golden(probe[:3], set(self.nodes))
         batched, scalars = set(), set()
         for node in self.nodes:
             va, vb = a.get(node), b.get(node)
@@ -144,19 +181,22 @@ class GraphPlan:
                 if va.dim() >= 1 and va.shape[0] == 2 and vb.shape[0] == 3:
                     batched.add(node)
                     self.row_bytes[node] = va[0].numel() * va.element_size()
-            elif node.op != "output" and va != vb:
-                scalars.add(node)
+            elif node.op != "output":
+                if _holds_tensor(va):
+                    self.tensors.add(node)  # e.g. an attention's (output, weights): never a "scalar" at a check
+                if not _same_value(va, vb):
+                    scalars.add(node)  # a size, or a tuple of batched tensors (its items are nodes of their own)
         return batched, scalars
 
     def _map_parameters(self) -> dict[str, list[fx.Node]]:
-        """Parameter name -> nodes that read it (call_module of its owner, or get_attr)."""
+        """Parameter name -> nodes that read it (call_module of its owner or of a module holding the owner,
+        such as an attention module that uses its out_proj's weight without calling out_proj; or get_attr)."""
         uses: dict[str, list[fx.Node]] = {}
         params = dict(self.gm.named_parameters(remove_duplicate=False))
-        owner = {name: name.rsplit(".", 1)[0] if "." in name else "" for name in params}
         for node in self.nodes:
             if node.op == "call_module":
-                for name, mod in owner.items():
-                    if mod == node.target:
+                for name in params:
+                    if name.startswith(node.target + "."):
                         uses.setdefault(name, []).append(node)
             elif node.op == "get_attr":
                 for name in params:
@@ -168,23 +208,38 @@ class GraphPlan:
         """The recomputation program of a parameter, or None if the fast path cannot handle it
         (parameter shared by several calls, read through get_attr, or not used at all)."""
         if param not in self._programs:
-            self._programs[param] = self._build_program(param)
+            program = self._build_program(param)
+            if isinstance(program, str):
+                self.refusals[param], program = program, None
+            self._programs[param] = program
         return self._programs[param]
 
-    def _build_program(self, param: str) -> LayerProgram | None:
+    def _build_program(self, param: str) -> LayerProgram | str:
+        """The program, or why there is none."""
         users = self._param_nodes.get(param, [])
-        if len(users) != 1 or users[0].op != "call_module" or users[0] not in self.batched:
-            return None
-        node = users[0]
+        if not users:
+            return "parameter not read by the traced graph"
+        if len(users) > 1:
+            return f"parameter read by {len(users)} nodes of the traced graph"
+        call = users[0]
+        if call.op != "call_module":
+            return f"parameter read as a value ({call.op} {call.name}), not through a module call"
+        node = call if call in self.batched else self._used_item(call)
+        if node is None:
+            return f"the output of {call.target} is not one tensor with a row per image"
+        if any(n not in self.batched for n in call.all_input_nodes):
+            return f"{call.target} reads a value without a row per image"
         affected = self._descendants(node)
         steps = [n for n in self.nodes if n in affected]
         faulty = affected | {node}
         externals = {a for s in steps for a in s.all_input_nodes if a not in faulty}
-        if externals & self.batch_dependent_scalars or any(n not in self.batched for n in node.all_input_nodes):
-            return None  # e.g. a value computed from x.size(0): it would not fit a repacked batch
+        if externals & self.batch_dependent_scalars:  # e.g. x.size(0): it would not fit a repacked batch
+            names = ", ".join(sorted(n.name for n in externals & self.batch_dependent_scalars))
+            return f"the graph after {call.target} reads values that change with the batch size ({names})"
         last_use = {n: max(self.order[u] for u in n.users) if n.users else self.order[n] for n in faulty}
-        program = LayerProgram(node, self.executor.modules[node.target], steps, externals,
-                               row_bytes=max(self.row_bytes.get(n, 0) for n in [node, *steps]))
+        program = LayerProgram(node, self.executor.modules[call.target], steps, externals,
+                               row_bytes=max(self.row_bytes.get(n, 0) for n in [node, *steps]),
+                               call=call, name=param[len(call.target) + 1:])
         # After each step, which faulty values are still needed later? When that is exactly one tensor
         # node, rows whose tensor equals the golden one can only produce golden logits: masked.
         executed: list[fx.Node] = [node]
@@ -212,6 +267,15 @@ class GraphPlan:
                 if not mixed:
                     program.last_unmixed_check = live_rows[0]
         return program
+
+    def _used_item(self, call: fx.Node) -> fx.Node | None:
+        """For a module returning a tuple (e.g. attention: output and weights) of which one item is used:
+        that item's node, when it is a batched tensor; else None."""
+        if not call.users or any(u.op != "call_function" or u.target is not operator.getitem
+                                 or not isinstance(u.args[1], int) for u in call.users):
+            return None
+        used = [u for u in call.users if u.users]
+        return used[0] if len(used) == 1 and used[0] in self.batched else None
 
     def record_seconds(self, seconds: dict[fx.Node, float], images: int) -> None:
         """Adopt per-node times of a golden pass (``images`` images) as the cost model."""
@@ -245,7 +309,8 @@ class GraphPlan:
     def _mixes(self, node: fx.Node) -> bool:
         """A conv/linear call: every output depends on many inputs."""
         if node.op == "call_module":
-            return isinstance(self.executor.modules[node.target], (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+            return isinstance(self.executor.modules[node.target],
+                              (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.MultiheadAttention))
         return node.op == "call_function" and node.target in (F.conv1d, F.conv2d, F.conv3d, F.linear, torch.matmul)
 
     def _descendants(self, node: fx.Node) -> set[fx.Node]:
@@ -262,7 +327,7 @@ class GraphPlan:
         """Nodes whose golden values must be cached to run these programs."""
         needed: set[fx.Node] = set()
         for p in programs:
-            needed |= set(p.node.all_input_nodes) | p.externals
+            needed |= set(p.inputs) | p.externals
         # Check points cost a cached golden map each. A row equal to golden at one check is equal at
         # every later one, so the last check before the perturbation is mixed by the next conv/linear
         # catches all that the earlier ones would (e.g. the ReLU after a BN); small tensors are cheap.
@@ -292,6 +357,27 @@ class GraphPlan:
                 if last_use[arg] <= i and arg in env:
                     del env[arg]
         return env[self.output], kept
+
+
+def _holds_tensor(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, dict):
+        value = list(value.values())
+    return isinstance(value, (tuple, list)) and any(map(_holds_tensor, value))
+
+
+def _same_value(a, b) -> bool:
+    """Whether two non-output node values of the probe runs are equal (tensors: same shape and values)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape \
+            and a.dtype == b.dtype and bool(torch.equal(a, b))
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same_value, a, b))
+    try:
+        return bool(a == b)
+    except Exception:  # a value without a usable ==: assume it may change with the batch
+        return False
 
 
 def stacked_rows_output(module: nn.Module, kind: str, inp: torch.Tensor, weight_rows: torch.Tensor,
