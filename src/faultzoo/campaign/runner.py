@@ -376,7 +376,7 @@ def _recipe(plan: CampaignPlan, golden: GoldenRun) -> Recipe:
 def _no_file_holds_the_weights(spec: CampaignSpec) -> bool:
     """An untrained model or a model object: its state must travel with the recipe."""
     recipe = spec.recipe
-    return recipe is None or recipe.weights is None or (recipe.kind == "zoo" and spec.weights is None)
+    return recipe is None or recipe.weights is None  # a zoo model with weights=None has recipe.weights None too
 
 
 class _Committer:
