@@ -34,11 +34,12 @@ demo:
 	"$$venv/bin/faultzoo" report $(DEMO_OUT)/campaign
 
 # Tests run in TEST_JOBS processes (one per core, at most 4: each holds torch and TensorFlow), a test
-# file per process at a time so that its module fixtures are built once; PYTEST_ARGS adds options.
+# file per process at a time so that its module fixtures are built once, files with slow tests first
+# (tests/conftest.py orders them); PYTEST_ARGS adds options.
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test:
 	@venv=$(VENV); test -x "$$venv/bin/python" || { echo "make: virtual environment setup failed" >&2; exit 1; }; \
-	"$$venv/bin/python" -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	"$$venv/bin/python" -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench:
 	@venv=$(VENV); set -e; \

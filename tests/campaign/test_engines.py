@@ -60,6 +60,7 @@ def compare_engines(model, x, faults, *, batch_size=16, **options):
     return fast, fast_out
 
 
+@pytest.mark.slow  # about 2 minutes on one core
 def test_resnet20_real_weights_500_images_all_layers_all_bits():
     """The issue's exactness test: real weights, random faults over every layer and all 32 bits, >= 500 images."""
     require_shared("mirror")
@@ -379,8 +380,10 @@ def test_campaign_modules_import_no_module_that_imports_them_back():
 
 
 def test_each_campaign_module_imports_first_in_a_fresh_interpreter():
-    """Each module imported on its own (faultzoo not imported yet), as a worker process would."""
-    names = sorted(campaign_imports())
+    """Each module imported on its own (faultzoo not imported yet), as a worker process would; the Keras
+    campaign modules too (they import faultzoo.campaign, whose engine registry names their engines)."""
+    keras_campaign = CAMPAIGN.parent / "keras" / "campaign"
+    names = sorted(campaign_imports()) + sorted(_module_name(p) for p in keras_campaign.rglob("*.py"))
     script = ("import importlib, sys, torch\n"
               f"for name in {names!r}:\n"
               "    for loaded in [m for m in sys.modules if m == 'faultzoo' or m.startswith('faultzoo.')]:\n"

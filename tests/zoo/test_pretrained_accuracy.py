@@ -3,7 +3,8 @@
 The counts are exact numbers of correctly classified images, measured once for this build
 (batch size 128, one thread: conftest pins it) and asserted exactly: the forward pass is
 deterministic, so any drift means the architecture, the checkpoint adapter or the
-preprocessing changed what the model computes.
+preprocessing changed what the model computes. The logits are computed once per test run
+(``checkpoint_logits``): the Keras twin tests compare against the very same arrays.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import torch
 
 from faultzoo import _hub
 from faultzoo.data import DataSelection, load_selection
-from faultzoo.inference import evaluate, predict_logits
+from faultzoo.inference import predict_logits, topk_correct
 from faultzoo.zoo import WEIGHTS, get_model
 from faultzoo.zoo.checkpoints import read_checkpoint
-from tests.conftest import require_shared
+from tests.conftest import checkpoint_logits, require_shared
 
 BATCH = 128
 
@@ -75,28 +76,30 @@ def _pretrained(model_id: str) -> torch.nn.Module:
     return model
 
 
-def _correct(acc) -> int:
-    return round(acc.top1 * acc.n / 100)
+def _correct(computed_once, model_id: str, data_name: str, selection: DataSelection) -> tuple[int, int]:
+    """(images, correct top-1 predictions) of the real checkpoint, loaded and checked by this test."""
+    logits = checkpoint_logits(computed_once, model_id, data_name, _pretrained(model_id), selection.x)
+    return len(logits), topk_correct(torch.from_numpy(logits), selection.y, 1)
 
 
 @pytest.mark.parametrize("model_id", sorted(EXACT_1000_CORRECT))
-def test_exact_top1_count_on_first_1000_test_images(model_id, exact_1000):
+def test_exact_top1_count_on_first_1000_test_images(model_id, exact_1000, computed_once):
     assert torch.get_num_threads() == 1  # the counts were measured single-threaded
-    acc = evaluate(_pretrained(model_id), exact_1000.x, exact_1000.y, batch_size=BATCH)
-    assert acc.n == 1000
+    n, correct = _correct(computed_once, model_id, "test-first1000-exact", exact_1000)
+    assert n == 1000
     # Close to the upstream claim for the whole test set (a 1,000-image sample: within 1.5 points)...
-    assert abs(acc.top1 - WEIGHTS[model_id].claimed_top1) <= 1.5
+    assert abs(100 * correct / n - WEIGHTS[model_id].claimed_top1) <= 1.5
     # ...and exactly the count this build computes.
-    assert _correct(acc) == EXACT_1000_CORRECT[model_id]
+    assert correct == EXACT_1000_CORRECT[model_id]
 
 
 @pytest.mark.slow  # ~50 s per model on one CPU thread (about 3.5 min for the four)
 @pytest.mark.parametrize("model_id", sorted(JPEG_10000_CORRECT))
-def test_top1_count_on_lossy_jpeg_test_set(model_id, jpeg_10000):
+def test_top1_count_on_lossy_jpeg_test_set(model_id, jpeg_10000, computed_once):
     # NOT the model's accuracy: lossy JPEG-decoded pixels, ~10 points below the true figure.
-    acc = evaluate(_pretrained(model_id), jpeg_10000.x, jpeg_10000.y, batch_size=BATCH)
-    assert acc.n == 10_000
-    assert _correct(acc) == JPEG_10000_CORRECT[model_id]
+    n, correct = _correct(computed_once, model_id, "test-jpeg-approx", jpeg_10000)
+    assert n == 10_000
+    assert correct == JPEG_10000_CORRECT[model_id]
 
 
 def test_gtsrb_pipeline_fits_resnet20():

@@ -72,7 +72,8 @@ _REGISTRY: dict[str, EngineEntry] = {}
 
 
 def register_engine(name: str, summary: str, *, default_options: Callable[[int], dict] = lambda workers: {}):
-    """Class decorator: make an engine available as ``name`` (to make_engine, the runner and ``--engine``)."""
+    """Decorator of an engine class (or of a function that builds one): make it available as ``name`` (to
+    make_engine, the runner and ``--engine``)."""
 
     def decorate(cls):
         if name in _REGISTRY:
