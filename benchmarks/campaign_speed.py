@@ -104,10 +104,19 @@ def measure(model_id: str, weights, data: str, images: int, n_faults: int, ref_f
         with sqlite3.connect(result.store_path) as db:  # each fault's share of its task's worker time
             busy = db.execute("SELECT SUM(seconds) FROM results").fetchone()[0]
     fast_rate = len(faults) * len(x) / seconds
-    first = result.engine["timing"]["first_task_started"] - called
+    timing = result.engine["timing"]
+    first = timing["first_task_started"] - called
     print(f"start-up: the workers began their first task {first:.1f} s after run_campaign was called "
           f"(a command adds its imports after torch's: {IMPORTS_AFTER_TORCH:.1f} s here); workers busy "
           f"{busy / (workers * seconds):.0%} of the wall time")
+    # What has to happen before any fault can be classified exactly: the golden run (every image's
+    # fault-free logits, the reference of the outcome classes) and, for the fast engine, the golden maps
+    # every fault starts from, verified against it. Both are computed on the workers' idle cores.
+    print(f"  of which the golden run {timing['golden_s']:.1f} s and the workers' preparation (golden maps, "
+          f"start-up checks, the workers' own start) {timing['prepare_s']:.1f} s: "
+          f"{timing['golden_s'] + timing['prepare_s']:.1f} s before a task can be handed out; the other "
+          f"{first - timing['golden_s'] - timing['prepare_s']:.1f} s: reading the model, images and fault list, "
+          f"and each worker's own checks before its first task")
     # This machine's speed drifts (shared host): time the reference's best setting again right after
     # the fast run and divide by the better of the two, never flattering the fast engine.
     best_ref = max(ref_rates[best_key], reference_rate(*best_key))

@@ -4,8 +4,11 @@ checks a worker makes on what it loaded, and the SLURM example of docs/cluster.m
 from __future__ import annotations
 
 import ast
+import os
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,11 +19,13 @@ from faultzoo.campaign import runner as runner_module
 from faultzoo.campaign.executors import DaskExecutor, make_executor, parse_dask_target
 from faultzoo.campaign.golden import golden_run
 from faultzoo.campaign.plan import load_images, load_model
+from faultzoo.campaign.sharedmem import FileShare, SharedFile, open_shared
 from faultzoo.campaign.spec import CampaignSpec, campaign_identity
 from faultzoo.campaign.worker import Recipe, logits_sha256
 from faultzoo.cli import main
 from faultzoo.exceptions import CampaignMismatchError, ExactnessError, FaultzooError
 from faultzoo.faults import Fault, FaultList, write_fault_list
+from faultzoo.faults.bits import same_bits
 from tests.conftest import REPO, require_shared
 
 MODEL = "cifar10/resnet20"
@@ -160,6 +165,28 @@ def test_a_worker_with_other_inputs_refuses_to_compute(loaded, field, error, wor
         Recipe(spec, identity, sha).load()
 
 
+def test_a_worker_on_the_drivers_machine_maps_its_golden_run(loaded, tmp_path, monkeypatch):
+    """A local cluster's worker adopts the driver's golden logits from shared memory after reproducing the
+    first batch; a file whose first batch it does not reproduce is ignored (the full golden run decides)."""
+    from faultzoo.campaign import worker
+
+    spec, identity, golden = loaded
+    with FileShare(tmp_path) as share:
+        handle = share.put(golden.logits)
+        calls = []
+        monkeypatch.setattr(worker, "golden_run", lambda *a, **k: calls.append(1) or golden_run(*a, **k))
+        inputs = Recipe(spec, identity, logits_sha256(golden.logits), golden_file=handle).load()
+        assert calls == [] and same_bits(inputs.golden.logits, golden.logits)
+        assert inputs.golden.logits.data_ptr() != golden.logits.data_ptr()  # mapped from the file, not recomputed
+
+        altered = golden.logits.clone()
+        altered[0, 0] += 1.0
+        inputs = Recipe(spec, identity, logits_sha256(golden.logits), golden_file=share.put(altered)).load()
+        assert calls == [1] and same_bits(inputs.golden.logits, golden.logits)
+    # Removed with its FileShare: a worker then loads everything itself.
+    assert handle.open() is None and not share.folder.exists()
+
+
 def test_untrained_weights_travel_with_the_recipe(loaded):
     spec, _, _ = loaded
     torch.manual_seed(123)
@@ -212,3 +239,32 @@ def test_docs_name_the_real_options():
                    "FAULTZOO_HOME", "benchmarks/scale_speed.py"):
         assert option in text, option
     assert Path(REPO / "benchmarks" / "scale_speed.py").exists()
+
+
+# ------------------------------------------------------------------ shared-memory files for local workers
+def test_file_share_round_trip_copy_on_write_and_removal(tmp_path):
+    tree = {"maps": {"a": torch.randn(3, 4), "flags": torch.tensor([True, False])}, "checks": [1, "x"],
+            "empty": torch.empty(0, 5), "scalar": torch.tensor(2.5, dtype=torch.float64)}
+    with FileShare(tmp_path) as share:
+        handles = share.put_all(tree)
+        assert isinstance(handles["maps"]["a"], SharedFile) and handles["checks"] == [1, "x"]
+        assert not list(share.folder.glob("*.partial"))  # nothing half-written left behind
+        opened = open_shared(handles)
+        for key in ("a", "flags"):
+            assert same_bits(opened["maps"][key], tree["maps"][key])
+        assert opened["empty"].shape == (0, 5) and same_bits(opened["scalar"], tree["scalar"])
+        opened["maps"]["a"][0, 0] = 99.0  # a reader's writes stay its own
+        assert same_bits(open_shared(handles)["maps"]["a"], tree["maps"]["a"])
+        # Another share's token (a same-named folder elsewhere) does not open.
+        forged = SharedFile(handles["maps"]["a"].path, "0" * 32, (3, 4), "float32")
+        assert forged.open() is None and open_shared({"x": forged}) is None
+    assert not share.folder.exists() and open_shared(handles) is None
+
+
+def test_file_shares_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f"faultzoo-share-{dead.stdout.strip()}-abc"
+    live = tmp_path / f"faultzoo-share-{os.getpid()}-def"
+    orphan.mkdir(), live.mkdir()
+    with FileShare(tmp_path):
+        assert not orphan.exists() and live.exists()

@@ -123,6 +123,18 @@ def test_dask_cluster_gives_identical_results(baseline, cluster, fault_csv, npz,
     assert set(shares.values()) == {2} and memory_sharers() == 1  # the driver: not a Dask worker
 
 
+def test_a_local_dask_cluster_maps_the_drivers_golden_maps(baseline, fault_csv, npz, tmp_path):
+    """--dask local:N: the workers adopt the driver's golden run and maps from shared-memory files (after
+    reproducing the first batch), with the same results; the files are gone when the campaign ends."""
+    from faultzoo.campaign.sharedmem import SHARE_ROOT
+
+    mine = f"faultzoo-share-{os.getpid()}-*"
+    result = campaign(fault_csv, npz, tmp_path / "dask-local", dask="local:2")
+    assert result.engine["executor"] == "dask" and result.engine["golden_maps"] == "adopted"
+    assert_same_results(result, baseline)
+    assert not list(SHARE_ROOT.glob(mine))
+
+
 # ------------------------------------------------------------------ killed workers
 def test_a_dask_worker_killed_mid_campaign(baseline, cluster, fault_csv, npz, tmp_path):
     local, client = cluster

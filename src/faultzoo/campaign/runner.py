@@ -240,12 +240,14 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
             executor.start()  # workers start now, so that their start-up overlaps the golden run
         model = plan.model.to(device)
         x, y = plan.selection.x.to(device), plan.selection.y.to(device)
+        golden_started = time.perf_counter()
         if plan.twin is not None:
             from faultzoo.keras.campaign import keras_golden_run
 
             golden = keras_golden_run(plan.twin, x, y, batch_size=spec.batch_size)
         else:
             golden = _golden(model, x, y, spec.batch_size, threads=_idle_cores(executor, device))
+        golden_seconds = time.perf_counter() - golden_started
         engine_info: dict = {"engine": spec.engine_name, "note": "nothing left to compute in this run"}
         store.begin_run({**plan.provenance, "engine": spec.engine_name, "executor": executor.describe(),
                          "workers": executor.workers, "golden_top1": golden.accuracy})
@@ -255,6 +257,7 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
         try:
             if pending:
                 engine_info = _execute(store, plan, Inputs(model, x, golden, plan.twin), pending, executor, callbacks)
+                engine_info["timing"]["golden_s"] = golden_seconds
             status = "complete"
         finally:
             store.end_run(status)
@@ -359,11 +362,13 @@ def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: li
     setup = WorkerSetup(identity_token(plan.identity, spec), spec.engine_name, spec.batch_size, params, spec.options,
                         defaults, spec.keep_outcomes, threads=None, inputs=inputs,
                         recipe=_recipe(plan, inputs.golden), keras_threads=plan.identity.get("keras_threads"))
+    prepare_started = time.perf_counter()
     executor.prepare(setup, engine)
+    prepare_seconds = time.perf_counter() - prepare_started
     tasks = make_tasks(fault_list, pending, engine.cost, parallel=executor.workers, size=spec.task_size)
     committer = _Committer(store, len(fault_list), len(fault_list) - len(pending), callbacks)
     description = executor.run(tasks, committer)
-    return {**description, "timing": committer.timing(executor.workers)}
+    return {**description, "timing": {**committer.timing(executor.workers), "prepare_s": prepare_seconds}}
 
 
 def _recipe(plan: CampaignPlan, golden: GoldenRun) -> Recipe:
@@ -395,7 +400,8 @@ class _Committer:
         self.busy = 0.0  # seconds workers spent computing tasks whose results arrived
 
     def timing(self, workers: int) -> dict:
-        """When the workers started computing, and which share of the run's wall time they computed."""
+        """When the workers started computing, and which share of the run's wall time they computed (the
+        runner adds the driver's golden run and the executor's preparation of the workers, in seconds)."""
         wall = time.perf_counter() - self.start
         return {"first_task_started": self.first_task, "first_task_after_s": None if self.first_task is None
                 else self.first_task - self.started, "busy_s": self.busy, "wall_s": wall,

@@ -23,14 +23,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from faultzoo.campaign import sharedmem
 from faultzoo.campaign.engines import Engine, engine_entry, make_engine
 from faultzoo.campaign.golden import GoldenRun, golden_run
 from faultzoo.campaign.numerics import numerics_settings
 from faultzoo.campaign.outcome import Classified, Outcome
 from faultzoo.campaign.plan import Task, load_images, load_model
+from faultzoo.campaign.sharedmem import SharedFile
 from faultzoo.campaign.spec import CampaignSpec
 from faultzoo.campaign.store import FaultResult
 from faultzoo.exceptions import CampaignMismatchError, ExactnessError
+from faultzoo.faults.bits import same_bits
+from faultzoo.inference import batch_slices, predict_logits
 
 __all__ = ["Inputs", "ModelFromRecipe", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "memory_sharers", "prepare",
            "run_task", "worker_name"]
@@ -91,6 +95,7 @@ class Recipe:
     identity: dict
     golden_sha256: str
     state: dict | None = field(default=None, repr=False)  # weights no file holds (an untrained model)
+    golden_file: SharedFile | None = None  # the driver's golden logits, mapped by workers on its machine
 
     def load(self) -> Inputs:
         spec, where = self.spec, f"worker {worker_name()}"
@@ -124,13 +129,24 @@ class Recipe:
             golden = keras_golden_run(twin, x, y, batch_size=spec.batch_size)
             numerics = f"TensorFlow {self.identity['tensorflow']}, {self.identity['keras_threads']} intra-op threads"
         else:
-            golden = golden_run(model, x, y, batch_size=spec.batch_size)
+            golden = self._driver_golden(model, x, y) or golden_run(model, x, y, batch_size=spec.batch_size)
             numerics = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         if logits_sha256(golden.logits) != self.golden_sha256:
             raise ExactnessError(
                 f"{where} computes other fault-free logits than the driver ({numerics}): outcomes would not be "
                 f"comparable. Run every worker with the driver's versions on the same kind of CPU.")
         return Inputs(model, x, golden, twin)
+
+    def _driver_golden(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> GoldenRun | None:
+        """The driver's golden run, mapped from its shared-memory file, once this process has reproduced its
+        first batch bit for bit (the check local worker processes make); None where the file is not here."""
+        logits = self.golden_file.open() if self.golden_file is not None else None
+        if logits is None or logits.device != x.device or len(logits) != len(x):
+            return None
+        first = batch_slices(len(x), self.spec.batch_size)[0]
+        if not same_bits(predict_logits(model, x[first], batch_size=self.spec.batch_size), logits[first]):
+            return None  # the full golden run decides (and refuses the worker if it differs)
+        return GoldenRun(logits, y.to(torch.int64), self.spec.batch_size)
 
 
 @dataclass(frozen=True)
@@ -216,10 +232,20 @@ def _engine_for(setup: WorkerSetup) -> tuple[Engine, np.ndarray]:
             defaults = setup.defaults if setup.defaults is not None else \
                 engine_entry(setup.engine).default_options(memory_sharers())
             engine = make_engine(setup.engine, inputs.model, inputs.x, inputs.golden, batch_size=setup.batch_size,
-                                 params=setup.params, **{**defaults, **setup.options, **inputs.engine_inputs()})
+                                 params=setup.params, **{**defaults, **_opened(setup.options), **inputs.engine_inputs()})
             engine.start()
             _ENGINES[setup.token] = (engine, inputs.golden.labels.cpu().numpy().copy())
         return _ENGINES[setup.token]
+
+
+def _opened(options: dict) -> dict:
+    """Engine options with a twin's exported state mapped from shared-memory files where it came so; without
+    it where they are not on this machine (the engine then checks and computes everything itself)."""
+    if "prepared" not in options:
+        return options
+    prepared = sharedmem.open_shared(options["prepared"])
+    return {**options, "prepared": prepared} if prepared is not None else \
+        {k: v for k, v in options.items() if k != "prepared"}
 
 
 def _undo_malloc_trimming() -> None:

@@ -77,6 +77,7 @@ class FastEngine:
         self.checks = Checks()
         self._prepared = prepared
         self._started = False
+        self.adopted = False  # golden maps and start-up checks taken from a twin (the driver's engine)
         self.plan = self._plan(model, x)
         if self.plan is None:  # every fault runs the reference way (checks.fallback says why)
             self.maps = self.downstream = self.layer = None
@@ -115,7 +116,8 @@ class FastEngine:
         self._started = True
         if self.plan is None:
             return
-        if self._prepared is None or not self._adopt(self._prepared):
+        self.adopted = self._prepared is not None and self._adopt(self._prepared)
+        if not self.adopted:
             self.checks.verify_model(self.maps)
         self._prepared = None
 
@@ -190,6 +192,7 @@ class FastEngine:
                 "pack_rows": self.downstream.pack_rows or {p: self.downstream.pack_size(prog)
                                                            for p, prog in sorted(self.programs.items())},
                 "chunk_images": self.maps.chunks[0].stop - self.maps.chunks[0].start,
+                "golden_maps": "adopted" if self.adopted else "computed",
                 "fallback": self.checks.fallback, "batch_aligned": self.checks.aligned,
                 "checks": {**self.checks.to_dict(), "batch_sizes": self._batch_sizes()}}
 

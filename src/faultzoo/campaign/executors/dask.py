@@ -5,7 +5,9 @@ thread each) and closes it at the end; ``--dask tcp://HOST:PORT`` or ``--dask sc
 uses a scheduler that is already running (e.g. one started by dask-jobqueue, see docs/cluster.md).
 Each worker process builds the campaign's engine once (keyed by the campaign's identity): it loads
 the model and the images itself, checks them against the campaign's identity, and reproduces the
-driver's golden logits bit for bit before it computes a fault. Finished tasks stream back as they
+driver's golden logits bit for bit before it computes a fault. Workers of a local cluster instead
+map the driver's golden logits and golden maps from shared-memory files (computed while the cluster
+starts) after reproducing their first golden batch bit for bit, as local worker processes do. Finished tasks stream back as they
 complete; the driver alone writes the store. A task whose worker dies is run again on another
 (Dask's own rescheduling, up to ``distributed.scheduler.allowed-failures`` times).
 """
@@ -25,6 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import torch
+
+from faultzoo.campaign import sharedmem
 from faultzoo.campaign.engines import Engine
 from faultzoo.campaign.executors.base import MAX_ATTEMPTS, Commit, Executor
 from faultzoo.campaign.plan import CampaignPlan, Task
@@ -137,6 +142,7 @@ class DaskExecutor(Executor):
         self._cluster = None
         self._client = None
         self._resources = ExitStack()
+        self._files: sharedmem.FileShare | None = None  # the driver's golden run and maps, for local workers
         self._starter: threading.Thread | None = None
         self._start_error: BaseException | None = None
         self._setup: WorkerSetup | None = None
@@ -196,17 +202,40 @@ class DaskExecutor(Executor):
         return self._client
 
     def prepare(self, setup: WorkerSetup, engine: Engine) -> None:
-        """Workers load everything themselves (``setup.recipe``); each one starts doing so now."""
+        """Workers load the inputs themselves (``setup.recipe``); each one starts doing so now. Those of a
+        local cluster map the driver's golden run and golden maps instead of recomputing them."""
         if setup.recipe is None:
             raise ValueError("the Dask executor needs setup.recipe: its workers load the inputs themselves")
+        recipe, options = setup.recipe, setup.options
+        shared = self._share(setup, engine) if self.target.local else None  # while the cluster starts
+        if shared is not None:
+            recipe = replace(recipe, golden_file=shared["logits"])
+            options = {**options, "prepared": shared["state"]}
         # Each worker derives the engine's defaults from its own memory limit, not from the driver's machine.
-        self._setup = replace(setup, inputs=None, defaults=None, threads=1)
+        self._setup = replace(setup, inputs=None, defaults=None, threads=1, recipe=recipe, options=options)
         client = self._ready()
         for k, address in enumerate(sorted(client.scheduler_info(n_workers=-1)["workers"])):
             # Before any task (highest priority), on each worker; elsewhere if that one dies first.
             key = f"faultzoo-prepare-{self._run_id}-{k}"
             self._warm_ups.append(client.submit(prepare, self._setup, workers=[address], allow_other_workers=True,
                                                 pure=False, priority=1 << 30, key=key))
+
+    def _share(self, setup: WorkerSetup, engine: Engine) -> dict | None:
+        """The driver's golden logits and its engine's exported state (golden maps, start-up checks) in
+        shared-memory files, for workers on this machine (None where there is nothing to share or no room).
+        A worker adopts them only after reproducing the first golden batch bit for bit, as the processes
+        executor's workers do; the files are removed when the executor closes."""
+        if setup.inputs is None or setup.keras_threads is not None:
+            return None
+        state = engine.export_state(threads=self.workers)
+        if state is None or state.get("golden") is None:
+            return None
+        tensors = [setup.inputs.golden.logits, *(v for v in state["golden"].values() if isinstance(v, torch.Tensor))]
+        if not sharedmem.fits_in_shared_memory(sum(t.nbytes for t in tensors)):
+            _logger.info("golden maps do not fit in shared memory: every Dask worker computes its own")
+            return None
+        share = self._files = sharedmem.FileShare()
+        return {"logits": share.put(setup.inputs.golden.logits), "state": share.put_all(state)}
 
     def run(self, tasks: Sequence[Task], commit: Commit) -> dict:
         from distributed import as_completed
@@ -270,7 +299,12 @@ class DaskExecutor(Executor):
                 self._client.close(timeout=CLOSE_TIMEOUT)
         finally:
             self._client = self._cluster = None
-            self._resources.close()  # the local cluster, if this executor started one
+            try:
+                self._resources.close()  # the local cluster, if this executor started one
+            finally:
+                if self._files is not None:
+                    self._files.close()
+                    self._files = None
 
     def describe(self) -> dict:
         return {**super().describe(), "dask": self.target.text, "resubmitted": self.resubmitted}
