@@ -231,8 +231,9 @@ def _engine_for(setup: WorkerSetup) -> tuple[Engine, np.ndarray]:
                 inputs = replace(inputs, model=inputs.model.build())
             defaults = setup.defaults if setup.defaults is not None else \
                 engine_entry(setup.engine).default_options(memory_sharers())
+            options = {**defaults, **_opened(setup.options), **inputs.engine_inputs()}
             engine = make_engine(setup.engine, inputs.model, inputs.x, inputs.golden, batch_size=setup.batch_size,
-                                 params=setup.params, **{**defaults, **_opened(setup.options), **inputs.engine_inputs()})
+                                 params=setup.params, **options)
             engine.start()
             _ENGINES[setup.token] = (engine, inputs.golden.labels.cpu().numpy().copy())
         return _ENGINES[setup.token]

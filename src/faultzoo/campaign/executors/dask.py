@@ -7,8 +7,8 @@ Each worker process builds the campaign's engine once (keyed by the campaign's i
 the model and the images itself, checks them against the campaign's identity, and reproduces the
 driver's golden logits bit for bit before it computes a fault. Workers of a local cluster instead
 map the driver's golden logits and golden maps from shared-memory files (computed while the cluster
-starts) after reproducing their first golden batch bit for bit, as local worker processes do. Finished tasks stream back as they
-complete; the driver alone writes the store. A task whose worker dies is run again on another
+starts) after reproducing their first golden batch bit for bit, as local worker processes do.
+Finished tasks stream back as they complete; the driver alone writes the store. A task whose worker dies is run again on another
 (Dask's own rescheduling, up to ``distributed.scheduler.allowed-failures`` times).
 """
 
