@@ -8,8 +8,9 @@ the model and the images itself, checks them against the campaign's identity, an
 driver's golden logits bit for bit before it computes a fault. Workers of a local cluster instead
 map the driver's golden logits and golden maps from shared-memory files (computed while the cluster
 starts) after reproducing their first golden batch bit for bit, as local worker processes do.
-Finished tasks stream back as they complete; the driver alone writes the store. A task whose worker dies is run again on another
-(Dask's own rescheduling, up to ``distributed.scheduler.allowed-failures`` times).
+Finished tasks stream back as they complete; the driver alone writes the store. A task whose worker
+dies is run again on another (Dask's own rescheduling, up to ``distributed.scheduler.allowed-failures``
+times).
 """
 
 from __future__ import annotations
