@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from faultzoo._files import process_alive
+
 __all__ = ["FileShare", "SharedFile", "fits_in_shared_memory", "open_shared", "share", "shared_empty",
            "shared_memory_free"]
 
@@ -150,15 +152,5 @@ def _remove_orphans(root: Path) -> None:
     """Remove the share folders of processes that are gone (killed before they could remove them)."""
     for folder in root.glob(f"{_SHARE_PREFIX}*"):
         pid = folder.name.removeprefix(_SHARE_PREFIX).split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faultzoo._files import process_alive
 from faultzoo.exceptions import CampaignLockedError, CampaignMismatchError, FaultzooError, OutputError, SchemaVersionError
 from faultzoo.faults import FaultList
 
@@ -273,7 +274,7 @@ class ResultStore:
             except ValueError:
                 continue
             tempdir, pid = provenance.get("tempdir"), provenance.get("pid")
-            if not tempdir or _process_alive(pid):  # a live process still uses its folder (this one, say)
+            if not tempdir or process_alive(pid):  # a live process still uses its folder (this one, say)
                 continue
             if Path(tempdir).name.startswith("pymp-") and Path(tempdir).is_dir():
                 shutil.rmtree(tempdir, ignore_errors=True)
@@ -351,17 +352,3 @@ def _running_pid(path: Path) -> str:
     except (sqlite3.Error, ValueError):
         pid = None
     return f"pid {pid}" if pid else "another process"
-
-
-def _process_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
