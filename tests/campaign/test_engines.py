@@ -17,7 +17,7 @@ from torch import nn
 from faultzoo.campaign.engines import engine_entry, engine_names, make_engine
 from faultzoo.campaign.engines.fast import FastEngine
 from faultzoo.campaign.golden import golden_run
-from faultzoo.campaign.outcome import Outcome
+from faultzoo.outcome import Outcome
 from faultzoo.data import load_selection
 from faultzoo.exceptions import FaultzooError
 from faultzoo.faults import Fault, FaultKind

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Classified, Outcome, classify, top1
+from faultzoo.outcome import Classified, Outcome, classify, top1
 from faultzoo.faults.bits import same_bits_rows as same_bits
 from faultzoo.campaign.worker import _to_result
 from faultzoo.campaign.store import FaultResult

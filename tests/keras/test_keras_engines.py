@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from faultzoo.campaign.outcome import Outcome
+from faultzoo.outcome import Outcome
 from faultzoo.exceptions import ExactnessError, FaultError
 from faultzoo.faults import Fault, FaultKind, FaultList, read_fault_list, to_keras, write_fault_list
 from tests.conftest import require_shared

@@ -1,6 +1,6 @@
 """Fault-injection campaigns: golden run, engines, outcome classes, resumable store, exports."""
 
-from faultzoo.campaign.outcome import Outcome, classify
+from faultzoo.outcome import Outcome, classify
 from faultzoo.campaign.runner import CampaignResult, Progress, run_campaign
 from faultzoo.campaign.store import FaultResult, ResultStore
 from faultzoo.campaign.summary import CampaignSummary

@@ -27,7 +27,7 @@ from faultzoo.campaign import sharedmem
 from faultzoo.campaign.engines import Engine, engine_entry, make_engine
 from faultzoo.campaign.golden import GoldenRun, golden_run
 from faultzoo.campaign.numerics import numerics_settings
-from faultzoo.campaign.outcome import Classified, Outcome
+from faultzoo.outcome import Classified, Outcome
 from faultzoo.campaign.plan import Task, load_images, load_model
 from faultzoo.campaign.sharedmem import SharedFile
 from faultzoo.campaign.spec import CampaignSpec

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Classified
+from faultzoo.outcome import Classified
 from faultzoo.exceptions import FaultzooError
 from faultzoo.faults import Fault
 

@@ -37,7 +37,7 @@ from faultzoo.campaign.engines.fast_layer import FaultyLayer
 from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram, prepare_graph
 from faultzoo.campaign.engines.reference import ReferenceEngine
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Classified
+from faultzoo.outcome import Classified
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault, is_noop
 

@@ -22,7 +22,7 @@ from faultzoo.campaign.engines.fast_downstream import Downstream, Rows, Sink
 from faultzoo.campaign.engines.fast_golden import GoldenMaps
 from faultzoo.campaign.engines.fast_layer import channel_outputs
 from faultzoo.campaign.engines.graph import LayerProgram, channels_first
-from faultzoo.campaign.outcome import Outcome
+from faultzoo.outcome import Outcome
 from faultzoo.faults import Fault, corrupt, injected
 from faultzoo.faults.bits import same_bits
 from faultzoo.inference import batch_slices

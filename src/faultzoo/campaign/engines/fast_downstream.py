@@ -25,7 +25,7 @@ import torch.fx as fx
 
 from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Outcome, classify
+from faultzoo.outcome import Outcome, classify
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults.bits import same_bits, same_bits_rows
 from faultzoo.inference import batch_slices

@@ -14,7 +14,7 @@ from torch import nn
 
 from faultzoo.campaign.engines.base import register_engine
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Classified, classify
+from faultzoo.outcome import Classified, classify
 from faultzoo.faults import Fault, injected
 from faultzoo.inference import batch_slices
 

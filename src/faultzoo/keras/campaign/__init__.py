@@ -3,7 +3,7 @@
 The engines follow the campaign engine protocol (:class:`faultzoo.campaign.engines.Engine`) and take
 the same fault lists as the PyTorch engines: each fault names a PyTorch tensor element, which is
 mapped to the twin's layer, variable and index (:mod:`faultzoo.keras.campaign.targets`). Outcomes
-are classified by :func:`faultzoo.campaign.outcome.classify` against a :class:`GoldenRun` of the twin.
+are classified by :func:`faultzoo.outcome.classify` against a :class:`GoldenRun` of the twin.
 
 Typical use::
 

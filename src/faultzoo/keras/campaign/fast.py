@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Classified, classify
+from faultzoo.outcome import Classified, classify
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault
 from faultzoo.keras.campaign.fast_checks import end_to_end, layer_mode

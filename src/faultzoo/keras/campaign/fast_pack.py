@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from faultzoo.campaign.outcome import Classified, classify
+from faultzoo.outcome import Classified, classify
 from faultzoo.exceptions import ExactnessError
 
 __all__ = ["UNSET", "Pending", "Sink", "rows_equal"]

@@ -1,7 +1,7 @@
 """The golden run of a Keras twin: the record every faulty Keras inference is compared with, bit for bit.
 
 It is a :class:`faultzoo.campaign.golden.GoldenRun` (logits as a torch tensor, labels, batch size),
-so that :func:`faultzoo.campaign.outcome.classify` and everything downstream of it work unchanged.
+so that :func:`faultzoo.outcome.classify` and everything downstream of it work unchanged.
 The logits come from the twin's one compiled function, under :func:`exact_numerics`, in the batches
 of :func:`faultzoo.inference.batch_slices`: the same function and boundaries as every faulty run.
 """

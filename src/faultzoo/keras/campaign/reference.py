@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.outcome import Classified, classify
+from faultzoo.outcome import Classified, classify
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault
 from faultzoo.inference import batch_slices
