@@ -41,8 +41,8 @@ SHARED = Path(os.environ.get("FAULTZOO_TEST_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("FAULTZOO_MIRROR", str(SHARED / "mirror"))
 
 from faultzoo.campaign import run_campaign  # noqa: E402
-from faultzoo.campaign.engines import make_engine  # noqa: E402
-from faultzoo.campaign.golden import golden_run  # noqa: E402
+from faultzoo.backends.engines import make_engine  # noqa: E402
+from faultzoo.backends.golden import golden_run  # noqa: E402
 from faultzoo.outcome import Outcome  # noqa: E402
 from faultzoo.campaign.runner import subset  # noqa: E402
 from faultzoo.campaign.summary import bit_class  # noqa: E402

@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from faultzoo.campaign.engines import make_engine
-from faultzoo.campaign.golden import golden_run
+from faultzoo.backends.engines import make_engine
+from faultzoo.backends.golden import golden_run
 from faultzoo.campaign.runner import numerics_settings
 from faultzoo.campaign.summary import bit_class
 from faultzoo.data import load_selection

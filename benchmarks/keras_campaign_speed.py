@@ -33,7 +33,7 @@ import faultzoo  # noqa: E402
 from faultzoo.campaign.summary import bit_class  # noqa: E402
 from faultzoo.data import load_selection  # noqa: E402
 from faultzoo.faults import dnn_benchmarks_fault_list  # noqa: E402
-from faultzoo.keras.campaign import (  # noqa: E402
+from faultzoo.backends.keras import (  # noqa: E402
     KerasFastEngine,
     KerasReferenceEngine,
     keras_golden_run,

@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAULTZOO_TEST_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("FAULTZOO_MIRROR", str(SHARED / "mirror"))
 
-from faultzoo.campaign.engines import make_engine  # noqa: E402
-from faultzoo.campaign.golden import golden_run  # noqa: E402
+from faultzoo.backends.engines import make_engine  # noqa: E402
+from faultzoo.backends.golden import golden_run  # noqa: E402
 from faultzoo.data import load_selection  # noqa: E402
 from faultzoo.faults import dnn_benchmarks_fault_list, injected  # noqa: E402
 from faultzoo.zoo import get_model  # noqa: E402

@@ -74,3 +74,22 @@ class TranslationError(FaultzooError, ValueError):
 
 class AnalysisError(FaultzooError, ValueError):
     """Results that cannot be analysed: an unreadable or unknown results file, or inconsistent inputs."""
+
+
+class OptionError(FaultzooError, ValueError):
+    """An option of a public function with a wrong value: names the parameter, the value found and what is
+    expected. The command line prints the parameter as its flag (``fault_sample`` -> ``--fault-sample``)."""
+
+    def __init__(self, parameter: str, value: object, expected: str):
+        self.parameter, self.value, self.expected = parameter, value, expected
+        super().__init__(self.message())
+
+    def message(self, name: str | None = None) -> str:
+        """The message, with the parameter called ``name`` (default: its Python name; a flag such as
+        ``--fault-sample`` is printed as the command line takes it)."""
+        if name and name.startswith("-"):
+            return f"{name} {self.value}: {self.expected}"
+        return f"{name or self.parameter}={self.value!r}: {self.expected}"
+
+    def __reduce__(self):  # survives pickling between processes
+        return type(self), (self.parameter, self.value, self.expected)

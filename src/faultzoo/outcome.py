@@ -8,9 +8,11 @@ from enum import IntEnum
 import numpy as np
 import torch
 
+from faultzoo.exceptions import ExactnessError
 from faultzoo.faults.bits import same_bits_rows
 
-__all__ = ["NONFINITE", "OUTCOME_KEYS", "RATE_KEYS", "RATE_LABELS", "Classified", "Outcome", "classify", "top1"]
+__all__ = ["NONFINITE", "OUTCOME_KEYS", "RATE_KEYS", "RATE_LABELS", "UNSET", "Classified", "Outcome", "OutcomeSink",
+           "classify", "top1"]
 
 
 class Outcome(IntEnum):
@@ -53,6 +55,40 @@ class Classified:
     def all_masked(golden_top1: np.ndarray) -> Classified:
         n = len(golden_top1)
         return Classified(np.zeros(n, np.uint8), np.zeros(n, bool), golden_top1.copy())
+
+
+UNSET = 255  # outcome code of an image not classified yet
+
+
+@dataclass
+class OutcomeSink:
+    """Outcomes of one fault on every image, filled in as an engine decides rows (in any order)."""
+
+    codes: np.ndarray
+    nonfinite: np.ndarray
+    top1: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> OutcomeSink:
+        return cls(np.full(n, UNSET, np.uint8), np.zeros(n, bool), np.zeros(n, np.int64))
+
+    def put(self, images: np.ndarray, classified: Classified) -> None:
+        self.codes[images] = classified.codes
+        self.nonfinite[images] = classified.nonfinite
+        self.top1[images] = classified.top1
+
+    def masked(self, images: np.ndarray, golden_nonfinite: np.ndarray, golden_top1: np.ndarray) -> None:
+        """Rows whose faulty values equal the golden ones: the golden logits, bit for bit."""
+        self.codes[images] = Outcome.MASKED
+        self.nonfinite[images] = golden_nonfinite[images]
+        self.top1[images] = golden_top1[images]
+
+    def result(self, what: str) -> Classified:
+        """The filled-in outcomes (raising ExactnessError if an image was left undecided)."""
+        left = int((self.codes == UNSET).sum())
+        if left:
+            raise ExactnessError(f"The fast engine left {left} images of {what} unclassified.")
+        return Classified(self.codes, self.nonfinite, self.top1)
 
 
 def top1(logits: torch.Tensor) -> torch.Tensor:

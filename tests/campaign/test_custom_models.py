@@ -19,7 +19,9 @@ from faultzoo.campaign import run_campaign
 from faultzoo.campaign import runner as runner_module
 from faultzoo.campaign.runner import STORE_NAME
 from faultzoo.campaign.worker import ModelFromRecipe
-from faultzoo.exceptions import CampaignMismatchError, CheckpointError, DatasetError, FaultzooError, UnknownModelError
+from faultzoo.exceptions import (
+    CampaignMismatchError, CheckpointError, DatasetError, FaultzooError, OptionError, UnknownModelError,
+)
 from faultzoo.faults import make_fault_list, write_fault_list
 from faultzoo.zoo import state_sha256
 from faultzoo.zoo.recipes import build_model, parse_model_spec
@@ -165,7 +167,7 @@ def test_model_object_with_tensors_and_with_a_dataset(recipe_text, checkpoint, i
 
 def test_torchvision_builder_untrained_travels_as_state(tmp_path):
     """An untrained torchvision model: no file holds its weights, so workers get the driver's state."""
-    from faultzoo.campaign.plan import CampaignPlan
+    from faultzoo.campaign.loading import LoadedCampaign
     from faultzoo.campaign.spec import CampaignSpec
 
     spec = CampaignSpec("torchvision:mobilenet_v3_small", "", num_classes=4)
@@ -174,20 +176,13 @@ def test_torchvision_builder_untrained_travels_as_state(tmp_path):
     shipped = ModelFromRecipe.ship(model, spec.recipe, state_sha256(model))
     rebuilt = shipped.build()
     assert state_sha256(rebuilt) == state_sha256(model) and rebuilt is not model
-    assert CampaignPlan  # the plan type the runner builds these from
+    assert LoadedCampaign  # the type the runner builds these from
     tampered = ModelFromRecipe(spec.recipe, {k: v.clone() for k, v in model.state_dict().items()}, "0" * 64)
     with pytest.raises(CampaignMismatchError, match="another state"):
         tampered.build()
 
 
 # ------------------------------------------------------------------ bad input: refused before compute
-@pytest.fixture
-def no_compute(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("compute started although the campaign should have been refused")
-
-    monkeypatch.setattr(runner_module, "_golden", forbidden)
-    monkeypatch.setattr(runner_module, "make_engine", forbidden)
 
 
 def _refused(tmp_path, error, match, model, faults, **kwargs):
@@ -236,7 +231,7 @@ def test_labels_outside_the_models_classes(recipe_text, faults, tmp_path, no_com
 
 def test_a_model_outside_the_zoo_needs_data(recipe_text, faults, tmp_path, no_compute):
     _refused(tmp_path, DatasetError, "not a zoo model: name its images", recipe_text, faults)
-    _refused(tmp_path, DatasetError, "needs --transform", recipe_text, faults, data=f"imagefolder:{tmp_path}")
+    _refused(tmp_path, OptionError, "needs a transform", recipe_text, faults, data=f"imagefolder:{tmp_path}")
 
 
 def test_things_that_are_no_model_or_data(faults, tmp_path, no_compute):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import random
 import subprocess
@@ -14,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from faultzoo.campaign.engines import engine_entry, engine_names, make_engine
-from faultzoo.campaign.engines.fast import FastEngine
-from faultzoo.campaign.golden import golden_run
+from faultzoo.backends.engines import engine_entry, engine_names, make_engine
+from faultzoo.backends.torch.fast import FastEngine
+from faultzoo.backends.golden import golden_run
 from faultzoo.outcome import Outcome
 from faultzoo.data import load_selection
 from faultzoo.exceptions import FaultzooError
@@ -53,8 +52,8 @@ def assert_same_outcomes(fast: dict, ref: dict) -> None:
 
 def compare_engines(model, x, faults, *, batch_size=16, **options):
     golden = golden_run(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=batch_size)
-    fast = make_engine("fast", model, x, golden, batch_size=batch_size, params=[f.param for _, f in faults], **options)
-    reference = make_engine("reference", model, x, golden, batch_size=batch_size)
+    fast = make_engine("torch", "fast", model, x, golden, batch_size=batch_size, params=[f.param for _, f in faults], **options)
+    reference = make_engine("torch", "reference", model, x, golden, batch_size=batch_size)
     fast_out = fast.run(faults)
     assert_same_outcomes(fast_out, reference.run(faults))
     return fast, fast_out
@@ -71,9 +70,9 @@ def test_resnet20_real_weights_500_images_all_layers_all_bits():
     assert {f.param for _, f in faults} == {n for n, p in model.named_parameters() if p.dim() >= 2}
     assert {f.bit for _, f in faults} >= set(range(32)) - {f.bit for _, f in faults[32:]} | set(range(32))
     golden = golden_run(model, selection.x, selection.y, batch_size=128)
-    fast = make_engine("fast", model, selection.x, golden, batch_size=128, params=[f.param for _, f in faults])
+    fast = make_engine("torch", "fast", model, selection.x, golden, batch_size=128, params=[f.param for _, f in faults])
     got = fast.run(faults)
-    want = make_engine("reference", model, selection.x, golden, batch_size=128).run(faults)
+    want = make_engine("torch", "reference", model, selection.x, golden, batch_size=128).run(faults)
     assert_same_outcomes(got, want)
     described = fast.describe()
     assert described["fallback"] is None
@@ -143,7 +142,7 @@ def test_batch_dependent_model_keeps_the_golden_batches():
 
 
 def test_traced_graph_that_differs_from_eager_falls_back(monkeypatch):
-    from faultzoo.campaign.engines import graph
+    from faultzoo.backends.torch import graph
 
     original = graph.prepare_graph
 
@@ -153,7 +152,7 @@ def test_traced_graph_that_differs_from_eager_falls_back(monkeypatch):
             gm.linear.bias.add_(1e-3)  # the graph now computes another function than the eager model
         return gm
 
-    monkeypatch.setattr("faultzoo.campaign.engines.fast.prepare_graph", perturbed)
+    monkeypatch.setattr("faultzoo.backends.torch.fast.prepare_graph", perturbed)
     torch.manual_seed(0)
     model = get_model("cifar10/resnet20", weights=None)
     fast, _ = compare_engines(model, torch.randn(6, 3, 32, 32), random_faults(model, 5, seed=7), batch_size=4)
@@ -181,7 +180,7 @@ def test_batch_slices_never_leave_a_single_row(n, batch):
 def test_stacked_conv_witness_mismatch_switches_the_layer_to_module_mode(monkeypatch):
     """A stacked convolution whose golden witness channel differs is not trusted: the layer is recomputed
     whole, and outcomes still equal the reference's."""
-    from faultzoo.campaign.engines import fast_layer
+    from faultzoo.backends.torch import fast_layer
 
     original = fast_layer.stacked_rows_output
     calls = {"n": 0}
@@ -229,7 +228,7 @@ def test_whole_selection_in_one_chunk_when_it_fits():
     model = get_model("cifar10/resnet20", weights=None)
     x = torch.randn(70, 3, 32, 32)  # 70 images, batches of 16: 4 full batches and a partial one
     golden = golden_run(model, x, torch.zeros(70, dtype=torch.long), batch_size=16)
-    fast = make_engine("fast", model, x, golden, batch_size=16, params=["layer1.0.conv1.weight"])
+    fast = make_engine("torch", "fast", model, x, golden, batch_size=16, params=["layer1.0.conv1.weight"])
     assert fast.maps.geometry == [(0, 70)]
 
 
@@ -240,12 +239,12 @@ def test_task_costs_come_from_the_golden_pass_timings():
     golden = golden_run(model, x, torch.zeros(64, dtype=torch.long), batch_size=16)
     first, last = "conv1.weight", "layer3.2.conv2.weight"
     # A driver that never starts the engine (its workers do) times one golden batch for the planner.
-    planner = make_engine("fast", model, x, golden, batch_size=16, params=[first, last])
+    planner = make_engine("torch", "fast", model, x, golden, batch_size=16, params=[first, last])
     assert planner.plan.node_seconds is None
     cost_first, cost_last = (planner.cost(Fault(p, (0, 0, 0, 0), (3,))) for p in (first, last))
     assert planner.plan.node_seconds is not None and planner.maps._cache is None  # timed, no maps filled
     assert cost_first > 5 * cost_last
-    fast = make_engine("fast", model, x, golden, batch_size=16, params=[first, last])
+    fast = make_engine("torch", "fast", model, x, golden, batch_size=16, params=[first, last])
     fast.start()
     seconds = fast.plan.node_seconds
     assert seconds is not None and sum(seconds.values()) > 0  # measured, not multiply-adds
@@ -271,8 +270,8 @@ def _maps_by_name(engine) -> dict:
 
 def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
     model, x, faults, params, golden = untrained_resnet20_case(24, 6, seed=13)
-    state = make_engine("fast", model, x, golden, batch_size=8, params=params).export_state()
-    adopted = make_engine("fast", model, x, golden, batch_size=8, params=params, prepared=state)
+    state = make_engine("torch", "fast", model, x, golden, batch_size=8, params=params).export_state()
+    adopted = make_engine("torch", "fast", model, x, golden, batch_size=8, params=params, prepared=state)
     adopted.start()
     shared = {key: value for key, value in state["golden"].items() if isinstance(value, torch.Tensor)}
     assert all(value.is_shared() for value in shared.values())
@@ -281,19 +280,19 @@ def test_worker_engine_adopts_shared_golden_maps_only_if_it_reproduces_them():
     # A map that this process does not reproduce (as another thread count might) is not adopted.
     name = next(k for k, v in shared.items() if k != "__logits__" and v.dim() == 4)
     shared[name][0].add_(1.0)
-    own = make_engine("fast", model, x, golden, batch_size=8, params=params, prepared=state)
+    own = make_engine("torch", "fast", model, x, golden, batch_size=8, params=params, prepared=state)
     own.start()
     assert all(v.data_ptr() != shared[k].data_ptr() for k, v in _maps_by_name(own).items() if k in shared)
-    reference = make_engine("reference", model, x, golden, batch_size=8)
+    reference = make_engine("torch", "reference", model, x, golden, batch_size=8)
     assert_same_outcomes(own.run(faults), reference.run(faults))
     assert_same_outcomes(adopted.run(faults[:0]), {})
 
 
 def test_preparing_on_threads_into_shared_memory_gives_the_same_maps_and_outcomes():
     model, x, faults, params, golden = untrained_resnet20_case(40, 8, seed=5)
-    plain = make_engine("fast", model, x, golden, batch_size=8, params=params)
+    plain = make_engine("torch", "fast", model, x, golden, batch_size=8, params=params)
     plain.start()
-    threaded = make_engine("fast", model, x, golden, batch_size=8, params=params)
+    threaded = make_engine("torch", "fast", model, x, golden, batch_size=8, params=params)
     state = threaded.export_state(threads=2)  # a parent preparing its workers' engines
     plain_maps, threaded_maps = _maps_by_name(plain), _maps_by_name(threaded)
     assert plain_maps.keys() == threaded_maps.keys() == state["golden"].keys()
@@ -303,29 +302,29 @@ def test_preparing_on_threads_into_shared_memory_gives_the_same_maps_and_outcome
             assert other.is_shared() and other.data_ptr() == state["golden"][key].data_ptr()
             assert torch.equal(value.view(torch.int32), other.view(torch.int32)), key
     assert threaded.plan.node_seconds and sum(threaded.plan.node_seconds.values()) > 0
-    assert_same_outcomes(threaded.run(faults), make_engine("reference", model, x, golden, batch_size=8).run(faults))
+    assert_same_outcomes(threaded.run(faults), make_engine("torch", "reference", model, x, golden, batch_size=8).run(faults))
 
 
 def test_golden_maps_that_do_not_fit_in_shared_memory_stay_private_and_outcomes_stay_exact(monkeypatch):
-    from faultzoo.campaign import sharedmem
+    from faultzoo import _sharedmem as sharedmem
 
     monkeypatch.setattr(sharedmem, "shared_memory_free", lambda: 1 << 20)  # 1 MB, as a tiny container /dev/shm
     model, x, faults, params, golden = untrained_resnet20_case(40, 6, seed=7)
-    engine = make_engine("fast", model, x, golden, batch_size=8, params=params)
+    engine = make_engine("torch", "fast", model, x, golden, batch_size=8, params=params)
     state = engine.export_state(threads=2)
     assert state["golden"] is None  # the workers compute their own
     assert not any(v.is_shared() for v in _maps_by_name(engine).values() if isinstance(v, torch.Tensor))
-    assert_same_outcomes(engine.run(faults), make_engine("reference", model, x, golden, batch_size=8).run(faults))
+    assert_same_outcomes(engine.run(faults), make_engine("torch", "reference", model, x, golden, batch_size=8).run(faults))
 
 
 def test_engines_come_from_a_registry():
-    assert {"fast", "reference"} <= set(engine_names()) and engine_names() == sorted(engine_names())
-    assert engine_entry("fast").factory is FastEngine
-    one, four = (engine_entry("fast").default_options(n)["memory_budget"] for n in (1, 4))
+    assert {"fast", "reference"} <= set(engine_names("torch")) and engine_names("torch") == sorted(engine_names("torch"))
+    assert engine_entry("torch", "fast").factory is FastEngine
+    one, four = (engine_entry("torch", "fast").default_options(n)["memory_budget"] for n in (1, 4))
     assert one >= four >= 1 << 30 and (four == 1 << 30 or one >= 3 * four)  # split between workers, >= 1 GiB
-    assert engine_entry("reference").default_options(4) == {}
-    with pytest.raises(FaultzooError, match=r"Unknown engine 'fastt'.*fast, keras-fast, keras-reference, reference.*Did you mean 'fast'"):
-        engine_entry("fastt")
+    assert engine_entry("torch", "reference").default_options(4) == {}
+    with pytest.raises(FaultzooError, match=r"engine='fastt': unknown engine of the torch framework.*fast, reference.*Did you mean 'fast'"):
+        engine_entry("torch", "fastt")
 
 
 # ------------------------------------------------------------------ the campaign wing's import graph
@@ -337,53 +336,11 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def campaign_imports() -> dict[str, set[str]]:
-    """Module -> campaign modules it imports, at the top or inside functions (a lazy import that closes a
-    loop is still a loop); ``from package import submodule`` counts as importing the submodule."""
-    modules = {_module_name(p): p for p in CAMPAIGN.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                edges |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                subs = {f"{node.module}.{alias.name}" for alias in node.names} & modules.keys()
-                edges |= subs if subs else {node.module}
-                if len(subs) < len(node.names):
-                    edges.add(node.module)
-        graph[name] = {e for e in edges if e in modules and e != name}
-    return graph
-
-
-def test_campaign_modules_import_no_module_that_imports_them_back():
-    graph = campaign_imports()
-    assert "faultzoo.campaign.sharedmem" in graph["faultzoo.campaign.engines.fast_golden"]
-    assert "faultzoo.campaign.sharedmem" in graph["faultzoo.campaign.executors.processes"]
-    assert graph["faultzoo.campaign.sharedmem"] == set()
-    state: dict[str, str] = {}
-
-    def visit(module: str, path: list[str]) -> None:
-        state[module] = "open"
-        for target in sorted(graph[module]):
-            assert state.get(target) != "open", f"import cycle: {' -> '.join(path + [module, target])}"
-            if target not in state:
-                visit(target, path + [module])
-        state[module] = "done"
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [])
-    # The engines know nothing of where they run.
-    engines = [m for m in graph if m.startswith("faultzoo.campaign.engines")]
-    assert not {t for m in engines for t in graph[m]} & {m for m in graph if ".executors" in m or m.endswith(".worker")}
-
-
+# The package's import graph (no circles, layers only downward) is checked by tests/test_architecture.py.
 def test_each_campaign_module_imports_first_in_a_fresh_interpreter():
-    """Each module imported on its own (faultzoo not imported yet), as a worker process would; the Keras
-    campaign modules too (they import faultzoo.campaign, whose engine registry names their engines)."""
-    keras_campaign = CAMPAIGN.parent / "keras" / "campaign"
-    names = sorted(campaign_imports()) + sorted(_module_name(p) for p in keras_campaign.rglob("*.py"))
+    """Each module of the campaign core and of the framework backends imported on its own (faultzoo not
+    imported yet), as a worker process would."""
+    names = sorted(_module_name(p) for folder in (CAMPAIGN, CAMPAIGN.parent / "backends") for p in folder.rglob("*.py"))
     script = ("import importlib, sys, torch\n"
               f"for name in {names!r}:\n"
               "    for loaded in [m for m in sys.modules if m == 'faultzoo' or m.startswith('faultzoo.')]:\n"

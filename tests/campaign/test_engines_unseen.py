@@ -17,8 +17,8 @@ import torchvision
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
-from faultzoo.campaign.engines import make_engine
-from faultzoo.campaign.golden import golden_run
+from faultzoo.backends.engines import make_engine
+from faultzoo.backends.golden import golden_run
 from faultzoo.faults import Fault, FaultKind, is_noop
 
 # High exponent bits (30: the usual NaN/inf maker, 29, 23), the sign, and mantissa bits.
@@ -68,9 +68,9 @@ def spread_faults(model: nn.Module, count: int, seed: int, *, extra: tuple[str, 
 def compare(model: nn.Module, x: torch.Tensor, faults, *, batch_size: int):
     """Fast and reference outcomes of every (fault, image): codes, faulty top-1 and NaN flags identical."""
     golden = golden_run(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=batch_size)
-    fast = make_engine("fast", model, x, golden, batch_size=batch_size, params=[f.param for _, f in faults])
+    fast = make_engine("torch", "fast", model, x, golden, batch_size=batch_size, params=[f.param for _, f in faults])
     got = fast.run(faults)
-    want = make_engine("reference", model, x, golden, batch_size=batch_size).run(faults)
+    want = make_engine("torch", "reference", model, x, golden, batch_size=batch_size).run(faults)
     assert got.keys() == want.keys()
     for fid, fault in faults:
         for field in ("codes", "top1", "nonfinite"):
@@ -180,7 +180,7 @@ def test_linear_layers_on_tokens_splice_their_output_channels_on_the_last_axis(m
     """On this CPU a few output features of a linear layer computed alone rarely have the bits the full layer
     gives them, so such layers are recomputed whole. Here the stacked rows are computed through the full
     layer (the bits it gives that feature), so that the splicing into (batch, tokens, features) runs."""
-    from faultzoo.campaign.engines import fast_layer
+    from faultzoo.backends.torch import fast_layer
 
     original = fast_layer.stacked_rows_output
 
@@ -209,7 +209,7 @@ def test_batch_sizes_that_compute_otherwise_are_never_used(monkeypatch):
     """Where a batch size changes a row's bits, rows are only run in batches of sizes that do not (padded with
     copies); with no such size the layer keeps the golden batches. The sizes that differ are simulated here
     (which ones really do depends on the CPU's kernels) to check the policy on any machine."""
-    from faultzoo.campaign.engines.fast_downstream import Downstream
+    from faultzoo.backends.torch.fast_downstream import Downstream
 
     torch.manual_seed(0)
     model = Unseen().eval()
@@ -251,7 +251,7 @@ class DataDependent(nn.Module):
 def test_untraceable_model_runs_the_reference_way_and_says_why(caplog):
     torch.manual_seed(0)
     model = DataDependent().eval()
-    with caplog.at_level(logging.WARNING, logger="faultzoo.campaign.engines.fast"):
+    with caplog.at_level(logging.WARNING, logger="faultzoo.backends.torch.fast"):
         fast = compare(model, torch.randn(10, 3, 8, 8), spread_faults(model, 12, seed=3), batch_size=4)
     described = fast.describe()
     why = "torch.fx cannot trace the model: TraceError: symbolically traced variables cannot be used as inputs " \
@@ -280,7 +280,7 @@ class GradModeDependent(nn.Module):
 def test_graph_that_computes_another_function_than_eager_runs_the_reference_way(caplog):
     torch.manual_seed(0)
     model = GradModeDependent().eval()
-    with caplog.at_level(logging.WARNING, logger="faultzoo.campaign.engines.fast_checks"):
+    with caplog.at_level(logging.WARNING, logger="faultzoo.backends.torch.fast_checks"):
         fast = compare(model, torch.randn(10, 3, 8, 8), spread_faults(model, 8, seed=4), batch_size=4)
     described = fast.describe()
     assert described["fallback"] == "the traced graph's logits differ from the eager model's"

@@ -126,7 +126,7 @@ def test_dask_cluster_gives_identical_results(baseline, cluster, fault_csv, npz,
 def test_a_local_dask_cluster_maps_the_drivers_golden_maps(baseline, fault_csv, npz, tmp_path):
     """--dask local:N: the workers adopt the driver's golden run and maps from shared-memory files (after
     reproducing the first batch), with the same results; the files are gone when the campaign ends."""
-    from faultzoo.campaign.sharedmem import SHARE_ROOT
+    from faultzoo._sharedmem import SHARE_ROOT
 
     mine = f"faultzoo-share-{os.getpid()}-*"
     result = campaign(fault_csv, npz, tmp_path / "dask-local", dask="local:2")
@@ -211,13 +211,14 @@ def test_the_golden_run_on_idle_worker_cores_has_the_bits_of_a_one_thread_run(en
     """With workers of one thread each, the driver runs its golden batches on several Python threads."""
     import torch
 
-    from faultzoo.campaign.plan import load_images, load_model
-    from faultzoo.campaign.runner import _golden
+    from faultzoo.backends import Runnable, get_backend
+    from faultzoo.campaign.loading import load_images, load_model
     from faultzoo.campaign.spec import CampaignSpec
 
     spec = CampaignSpec(MODEL, "", data=str(npz), limit=LIMIT)
     model, selection = load_model(spec), load_images(spec)
-    one = _golden(model, selection.x, selection.y, 16, threads=1)
-    two = _golden(model, selection.x, selection.y, 16, threads=2)
+    backend = get_backend("torch")
+    one = backend.golden_run(Runnable(), model, selection.x, selection.y, batch_size=16, threads=1)
+    two = backend.golden_run(Runnable(), model, selection.x, selection.y, batch_size=16, threads=2)
     assert torch.equal(one.logits.view(torch.int32), two.logits.view(torch.int32))
     assert torch.equal(one.labels, two.labels) and two.batch_size == 16

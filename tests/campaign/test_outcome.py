@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.outcome import Classified, Outcome, classify, top1
 from faultzoo.faults.bits import same_bits_rows as same_bits
 from faultzoo.campaign.worker import _to_result

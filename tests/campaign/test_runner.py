@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from faultzoo.campaign import run_campaign
-from faultzoo.campaign import sharedmem
+from faultzoo import _sharedmem as sharedmem
 from faultzoo.campaign import runner as runner_module
 from faultzoo.campaign.exports import ALL as EXPORT_NAMES
 from faultzoo.campaign.runner import STORE_NAME, subset
@@ -121,15 +121,6 @@ def _exports_present(folder: Path) -> list[str]:
     return [name for name in EXPORT_NAMES if (folder / name).exists()]
 
 
-@pytest.fixture
-def no_compute(monkeypatch):
-    """Make any golden run or engine start fail the test: proves an error came before compute."""
-    def forbidden(*args, **kwargs):
-        raise AssertionError("compute started although the campaign should have been refused or had nothing to do")
-
-    monkeypatch.setattr(runner_module, "golden_run", forbidden)
-    monkeypatch.setattr(runner_module, "_golden", forbidden)  # also the golden run on several threads
-    monkeypatch.setattr(runner_module, "make_engine", forbidden)
 
 
 # ------------------------------------------------------------------ a full campaign
@@ -324,7 +315,7 @@ def test_two_worker_processes_give_the_same_outcomes(baseline, fault_csv, npz, t
 
 
 def test_tasks_keep_layers_together_balance_work_and_start_with_the_heaviest(fault_list):
-    from faultzoo.campaign.runner import plan_tasks
+    from faultzoo.campaign.tasks import plan_tasks
 
     pending = list(range(len(fault_list)))
     depth = {p: k for k, p in enumerate(dict.fromkeys(sorted(f.param for f in fault_list)))}

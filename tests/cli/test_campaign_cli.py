@@ -50,9 +50,9 @@ def test_help_shows_the_example(capsys):
 
 @pytest.mark.parametrize("args, words", [
     (["--engine", "bogus"], ["bogus", "--engine"]),
-    (["--fault-limit", "3", "--fault-sample", "3"], ["--fault-limit", "--fault-sample"]),
+    (["--workers", "2", "--dask", "local:2"], ["--dask", "workers"]),
     (["--workers", "0"], ["--workers"]),
-], ids=["engine", "limit-and-sample", "workers"])
+], ids=["engine", "workers-and-dask", "workers"])
 def test_usage_errors_exit_2(capsys, tmp_path, faults_csv, args, words):
     code, out, err = run_cli(capsys, MODEL, "--faults", faults_csv, "-o", tmp_path / "out", *args)
     assert code == 2, out + err

@@ -36,7 +36,7 @@ def needs_tensorflow() -> None:
     # One intra-op thread, as in every Keras campaign (the count decides TensorFlow's rounding): results
     # computed in this process then equal those of campaigns run by the CLI in subprocesses.
     from faultzoo.exceptions import ExactnessError
-    from faultzoo.keras.campaign import set_keras_threads
+    from faultzoo.backends.keras import set_keras_threads
 
     try:
         set_keras_threads(1, 1)

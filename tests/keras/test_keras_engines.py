@@ -22,7 +22,7 @@ from tests.keras.conftest import needs_tensorflow
 
 needs_tensorflow()
 
-from faultzoo.keras.campaign import (  # noqa: E402
+from faultzoo.backends.keras import (  # noqa: E402
     BatchCheck,
     KerasFastEngine,
     KerasReferenceEngine,
@@ -31,8 +31,8 @@ from faultzoo.keras.campaign import (  # noqa: E402
     keras_golden_run,
     keras_numerics,
 )
-from faultzoo.keras.campaign.fast_pack import rows_equal  # noqa: E402
-from faultzoo.keras.campaign.golden import forward_batches, nhwc_images, twin_forward  # noqa: E402
+from faultzoo.backends.keras.fast_pack import rows_equal  # noqa: E402
+from faultzoo.backends.keras.golden import forward_batches, nhwc_images, twin_forward  # noqa: E402
 
 MODEL_ID = "cifar10/resnet20"
 IMAGES, BATCH = 100, 48  # golden batches of 48, 48 and 4 images
@@ -152,7 +152,7 @@ def test_the_twins_batch_check(fast):
 def test_a_layer_called_twice_is_not_cut():
     import keras
 
-    from faultzoo.keras.campaign.graph import TwinGraph
+    from faultzoo.backends.keras.graph import TwinGraph
 
     inputs = keras.Input((4,))
     shared = keras.layers.Dense(4, name="shared")
@@ -250,11 +250,11 @@ def test_faults_without_a_twin_element_are_refused(setup):
 
 
 def test_engines_are_registered(setup):
-    import faultzoo.keras.campaign.engines  # noqa: F401  (registration)
-    from faultzoo.campaign.engines import engine_names, make_engine
+    import faultzoo.backends.keras.engines  # noqa: F401  (registration)
+    from faultzoo.backends.engines import engine_entry, engine_names, make_engine
 
-    assert {"keras-fast", "keras-reference"} <= set(engine_names())
-    engine = make_engine("keras-fast", setup.model, setup.x, setup.golden, batch_size=BATCH, twin=setup.twin)
+    assert {"fast", "reference"} <= set(engine_names("keras")) and engine_entry("keras", "fast").label == "keras-fast"
+    engine = make_engine("keras", "fast", setup.model, setup.x, setup.golden, batch_size=BATCH, twin=setup.twin)
     assert isinstance(engine, KerasFastEngine)
     fid, fault = setup.faults[0]
     assert 0 < engine.cost(fault) <= 1.02

@@ -18,17 +18,24 @@ from torch import nn
 from faultzoo._files import atomic_write
 from faultzoo.campaign.store import FaultResult
 from faultzoo.faults import FaultList
+from faultzoo.faults.io import RESULT_COLUMNS, UPSTREAM_COLUMNS, upstream_cells
+from faultzoo.outcome import OUTCOME_KEYS, RATE_KEYS
 
-UPSTREAM = "results_upstream.csv"
-RICH = "results.csv"
-PROVENANCE = "provenance.json"
-OUTCOMES = "outcomes.npy"
-ALL = (UPSTREAM, RICH, PROVENANCE, OUTCOMES)
+# The export files, by name (one declaration: the runner, the CLI and the analysis find them here).
+EXPORT_FILES = {"upstream": "results_upstream.csv", "results": "results.csv", "provenance": "provenance.json",
+                "outcomes": "outcomes.npy"}
+UPSTREAM, RICH, PROVENANCE, OUTCOMES = (EXPORT_FILES[k] for k in ("upstream", "results", "provenance", "outcomes"))
+ALL = tuple(EXPORT_FILES.values())
+
+
+def export_paths(folder: Path) -> dict[str, Path]:
+    """Where each export of a campaign in ``folder`` lies (whether written or not)."""
+    return {name: Path(folder) / file for name, file in EXPORT_FILES.items()}
 
 
 def remove_exports(folder: Path) -> None:
-    for name in ALL:
-        (folder / name).unlink(missing_ok=True)
+    for path in export_paths(folder).values():
+        path.unlink(missing_ok=True)
 
 
 def _csv(rows: list[list]) -> bytes:
@@ -41,45 +48,41 @@ def upstream_rows(fault_list: FaultList, results: Sequence[FaultResult], model: 
                   ) -> list[list]:
     """dnn-benchmarks results layout: the fault row plus n_injections, masked, non_critical, critical.
 
-    The fault row is written as the list was: a list read from an upstream Keras file gets Keras layer
-    names and HWIO/IO indices (``model``, the PyTorch model, gives the names), any other the PyTorch ones."""
-    rows: list[list] = [["Injection", "Layer", "TensorIndex", "Bit", "n_injections", "masked", "non_critical",
-                         "critical"]]
-    keras_names = model is not None and fault_list.meta.source_format == "keras"
-    if keras_names:
-        from faultzoo.faults.keras import keras_layer_names, torch_to_keras_index
-
-        names = keras_layer_names(model)
-    for r in results:
+    The fault row is written as the list was read (:func:`faultzoo.faults.io.upstream_cells`; ``model``,
+    the PyTorch model, gives the names of another layout)."""
+    rows: list[list] = [[*UPSTREAM_COLUMNS, *RESULT_COLUMNS]]
+    cells = upstream_cells(fault_list, [r.fault_id for r in results], model)
+    for r, (layer, index) in zip(results, cells):
         f = fault_list[r.fault_id]
         bit = f.bits[0] if len(f.bits) == 1 else " ".join(map(str, f.bits))
-        layer, index = (names[f.param], torch_to_keras_index(f.index)) if keras_names else (f.layer, f.index)
-        rows.append([fault_list.id_of(r.fault_id), layer, str(tuple(index)), bit, r.n, r.masked, r.non_critical,
-                     r.critical])
+        rows.append([fault_list.id_of(r.fault_id), layer, str(tuple(index)), bit, r.n,
+                     *(getattr(r, key) for key in OUTCOME_KEYS)])
     return rows
 
 
 def rich_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[list]:
-    rows: list[list] = [["fault_id", "injection", "param", "index", "bits", "kind", "n", "masked", "non_critical",
-                         "critical", "nonfinite", "faulty_correct", "task_seconds_per_fault"]]
+    rows: list[list] = [["fault_id", "injection", "param", "index", "bits", "kind", "n", *RATE_KEYS, "faulty_correct",
+                         "task_seconds_per_fault"]]
     for r in results:
         f = fault_list[r.fault_id]
         rows.append([r.fault_id, fault_list.id_of(r.fault_id), f.param, str(tuple(f.index)),
-                     " ".join(map(str, f.bits)), f.kind.value, r.n, r.masked, r.non_critical, r.critical, r.nonfinite,
+                     " ".join(map(str, f.bits)), f.kind.value, r.n, *(getattr(r, key) for key in RATE_KEYS),
                      r.faulty_correct, f"{r.seconds:.6f}"])
     return rows
 
 
 def export_all(folder: Path, fault_list: FaultList, results: Sequence[FaultResult], *, provenance: dict,
                model: nn.Module | None = None) -> dict[str, Path]:
-    """Write every export of a finished campaign (``model``: the PyTorch model, for a Keras list's layout)."""
-    paths = {"upstream": folder / UPSTREAM, "results": folder / RICH, "provenance": folder / PROVENANCE}
+    """Write every export of a finished campaign (``model``: the PyTorch model, for the layout of a list read
+    in another framework's names)."""
+    where = export_paths(folder)
+    paths = {name: where[name] for name in ("upstream", "results", "provenance")}
     atomic_write(paths["upstream"], _csv(upstream_rows(fault_list, results, model)))
     atomic_write(paths["results"], _csv(rich_rows(fault_list, results)))
     atomic_write(paths["provenance"], json.dumps(provenance, indent=2, default=str).encode())
     if results and all(r.outcomes is not None for r in results):
         buffer = io.BytesIO()
         np.save(buffer, np.stack([r.outcomes for r in results]))
-        paths["outcomes"] = folder / OUTCOMES
+        paths["outcomes"] = where["outcomes"]
         atomic_write(paths["outcomes"], buffer.getvalue())
     return paths

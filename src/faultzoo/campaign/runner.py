@@ -13,26 +13,25 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from faultzoo._files import ensure_writable_dir
-from faultzoo.campaign.engines import engine_entry, make_engine
+from faultzoo.backends import GoldenRun, make_engine
+from faultzoo.backends.torch.numerics import torch_threads, versions
 from faultzoo.campaign.executors import Executor, make_executor
-from faultzoo.campaign.exports import export_all, remove_exports
-from faultzoo.campaign.golden import GoldenRun, golden_run
-from faultzoo.campaign.numerics import numerics_settings, torch_threads, versions
-from faultzoo.campaign.plan import CampaignPlan, build_plan, make_tasks, plan_tasks, subset
+from faultzoo.campaign.exports import export_all, export_paths, remove_exports
+from faultzoo.campaign.loading import LoadedCampaign, load_campaign, subset
+from faultzoo.campaign.options import args_docstring, check_options
 from faultzoo.campaign.spec import CampaignSpec, identity_token
 from faultzoo.campaign.store import ResultStore
 from faultzoo.campaign.summary import CampaignSummary, summarize
+from faultzoo.campaign.tasks import make_tasks, plan_tasks
 from faultzoo.campaign.worker import Inputs, Recipe, TaskOutput, WorkerSetup, logits_sha256
-from faultzoo.exceptions import FaultzooError, OutputError
+from faultzoo.exceptions import OptionError, OutputError
 from faultzoo.faults import FaultList
-from faultzoo.inference import batch_slices
 
 __all__ = ["STORE_NAME", "CampaignResult", "Progress", "ProgressCallback", "execute_campaign", "plan_tasks",
            "run_campaign", "subset", "versions"]
@@ -103,45 +102,14 @@ def run_campaign(
 ) -> CampaignResult:
     """Run (or resume) a fault-injection campaign and export its results.
 
-    Args:
-        model: a zoo id (``"cifar10/resnet20"``), ``"torchvision:NAME"`` (a torchvision classification
-            builder), ``"package.module:function"`` or ``"path/to/file.py:function"`` (a function of yours
-            returning the module), or a ``torch.nn.Module`` object (put in eval mode).
-        faults: a fault list (any format read_fault_list accepts) or a FaultList.
-        output: folder for ``campaign.sqlite`` and the exports; an existing store there is resumed.
-        weights: "default" (the zoo's checkpoint; untrained for torchvision and factories), None (untrained)
-            or a checkpoint path (loaded strictly: every key and shape must fit).
-        data: a dataset name or ``.npz`` path (default: a zoo model's dataset, test split),
-            ``"imagefolder:PATH"`` (with ``transform``), a :class:`~faultzoo.data.DataSelection`, a pair of
-            tensors ``(x, y)`` (N×C×H×W float images as the model takes them, integer labels), or a
-            ``torch.utils.data.Dataset`` of transformed ``(image, label)`` pairs (read once, in index order).
-        transform: for ``imagefolder:`` data: a torchvision weights member (``ResNet18_Weights.IMAGENET1K_V1``)
-            or steps such as ``"resize=72,crop=64,mean=0.5:0.5:0.5,std=0.25:0.25:0.25"``.
-        num_classes: the classifier size of a torchvision builder (default: the builder's).
-        model_name: the name a model object is recorded under (default: its class name).
-        limit, per_class: image selection (first N / first N per class).
-        fault_limit: only the first N faults of the list.
-        fault_sample: a seeded random subset of N faults of the list (``fault_seed``), in list order,
-            keeping their Injection ids.
-        engine: "fast" or "reference" (identical outcomes), or another registered engine.
-        framework: "torch" injects into the PyTorch model; "keras" into its Keras 3 twin (same weights, same
-            fault list: each fault lands on the twin's copy of the same tensor element), with the Keras
-            engines of the same names; needs the ``tf`` extra.
-        workers: 1 runs in this process; N > 1 in N local processes of one thread each.
-        dask: run on a Dask cluster instead: ``"local:N"`` (N processes here), ``"tcp://HOST:PORT"`` or
-            a scheduler file; every worker must see the weights and data at the same paths.
-        batch_size: images per forward pass; also the fast engine's packed batch.
-        task_size: faults per task (default: planned from their estimated cost).
-        keep_outcomes: store the per-image outcome of every fault.
-        device: "cpu" or "cuda[:i]"; tf32: allow TF32 convolutions/matmuls on GPUs (off: strict FP32).
-        threads: torch intra-op threads of this process (default: leave as set).
-        callbacks: called with a :class:`Progress` after each committed task.
-        engine_options: engine-specific options (see the engine's class).
-        executor: an executor object instead of ``workers``/``dask``.
+    Re-running the same call resumes an interrupted campaign, with any executor. Every option is declared,
+    with its default and accepted values, in :data:`faultzoo.campaign.options.CAMPAIGN_OPTIONS` (the
+    list below is generated from it; ``faultzoo campaign --help`` shows the same texts).
 
     Raises:
-        FaultzooError subclasses for every bad input, before any compute.
+        FaultzooError subclasses for every bad input, before any compute (OptionError names the parameter).
     """
+    check_options({name: value for name, value in locals().items() if name not in ("model", "faults", "data")})
     model_fields = _model_fields(model, model_name)
     data_fields = _data_fields(data, limit=limit, per_class=per_class)
     if "selection" in data_fields:
@@ -152,9 +120,11 @@ def run_campaign(
                         download=download, framework=framework, device=device, tf32=tf32, threads=threads,
                         batch_size=batch_size, engine=engine, engine_options=tuple(sorted((engine_options or {}).items())),
                         task_size=task_size, keep_outcomes=keep_outcomes)
-    engine_entry(spec.engine_name)  # an unknown engine is refused before the executor is even chosen
     return execute_campaign(spec, output=output, executor=executor or make_executor(workers=workers, dask=dask),
                             callbacks=callbacks)
+
+
+run_campaign.__doc__ += args_docstring()
 
 
 def _model_fields(model: object, name: str | None) -> dict:
@@ -162,10 +132,12 @@ def _model_fields(model: object, name: str | None) -> dict:
         return {"model_id": name or type(model).__name__, "module": model}
     if isinstance(model, (str, os.PathLike)):
         if name is not None:
-            raise FaultzooError("model_name names a model object; a zoo id or recipe names itself.")
+            raise OptionError("model_name", name, "names a model object; a zoo id or recipe names itself.")
+        if not str(model).strip():
+            raise OptionError("model", model, "expected a zoo id, a recipe string or a torch.nn.Module.")
         return {"model_id": str(model)}
-    raise FaultzooError(f"model must be a zoo id, a recipe string (torchvision:NAME, module:function, file.py:function) "
-                        f"or a torch.nn.Module; found a {type(model).__name__}.")
+    raise OptionError("model", model, "expected a zoo id, a recipe string (torchvision:NAME, module:function, "
+                      f"file.py:function) or a torch.nn.Module; found a {type(model).__name__}.")
 
 
 def _data_fields(data: object, *, limit: int | None, per_class: int | None) -> dict:
@@ -177,18 +149,20 @@ def _data_fields(data: object, *, limit: int | None, per_class: int | None) -> d
         return {"data": None if data is None else str(data)}
     if isinstance(data, DataSelection):
         if limit is not None or per_class is not None:
-            raise FaultzooError("limit/per_class choose images of a named dataset; select the images of a "
-                                "DataSelection before passing it.")
+            raise OptionError("limit" if limit is not None else "per_class", limit if limit is not None else per_class,
+                              "chooses images of a named dataset; select the images of a DataSelection before "
+                              "passing it.")
         return {"selection": data}
     if per_class is not None:
-        raise FaultzooError("per_class chooses images of a named dataset; pass the images you want as data.")
+        raise OptionError("per_class", per_class, "chooses images of a named dataset; pass the images you want as "
+                          "data.")
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data
         return {"selection": selection_from_tensors(x[:limit], y[:limit])}
     if hasattr(data, "__getitem__"):
         return {"selection": _read_dataset(data, limit, selection_from_dataset)}
-    raise FaultzooError(f"data must be a dataset name, an .npz path, imagefolder:PATH, a DataSelection, a pair of "
-                        f"tensors (x, y) or a torch Dataset; found a {type(data).__name__}.")
+    raise OptionError("data", data, "expected a dataset name, an .npz path, imagefolder:PATH, a DataSelection, a pair "
+                      f"of tensors (x, y) or a torch Dataset; found a {type(data).__name__}.")
 
 
 def _read_dataset(dataset, limit: int | None, read):
@@ -205,29 +179,15 @@ def _read_dataset(dataset, limit: int | None, read):
 def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor: Executor,
                      callbacks: Sequence[ProgressCallback] = ()) -> CampaignResult:
     """Run (or resume) the campaign ``spec`` with ``executor``; see :func:`run_campaign`."""
-    engine_entry(spec.engine_name)
     output = Path(output)
     finished = _finished_read_only(output)
     if finished is not None:
         return finished
     ensure_writable_dir(output, what="output folder (-o)", create=False)  # created once all is valid
-    try:
-        device = torch.device(spec.device)
-    except RuntimeError:
-        raise FaultzooError(f"--device {spec.device!r} is not a device torch knows; use cpu or cuda[:i].") from None
-    if device.type not in ("cpu", "cuda"):
-        raise FaultzooError(f"--device {spec.device!r}: campaigns run on cpu or cuda[:i].")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FaultzooError(f"--device {spec.device}: CUDA is not available on this machine "
-                            f"(torch {torch.__version__}).")
-    numerics = numerics_settings(device, tf32=spec.tf32, threads=spec.threads)
-    if executor.single_threaded:
-        # Every computation of such a campaign runs on one thread: the workers, and the driver's golden
-        # run and engine preparation (which then leave the other cores to the workers' start-up).
-        numerics["threads"] = 1
-    if spec.framework == "keras":
-        numerics["keras"] = _keras_numerics(spec)
-    plan = build_plan(spec, numerics=numerics)
+    backend = spec.backend
+    numerics = backend.apply_numerics(device=spec.device, tf32=spec.tf32, threads=spec.threads,
+                                      single_threaded=executor.single_threaded)
+    plan = load_campaign(spec, numerics=numerics)
     executor.check(plan)
     store_path = output / STORE_NAME
     store = ResultStore.open(store_path, plan.identity, plan.provenance, fault_list=plan.fault_list)
@@ -238,25 +198,23 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
         pending = [i for i in range(len(plan.fault_list)) if i not in done]
         if pending:
             executor.start()  # workers start now, so that their start-up overlaps the golden run
-        model = plan.model.to(device)
-        x, y = plan.selection.x.to(device), plan.selection.y.to(device)
+        model = plan.model.to(spec.device)
+        x, y = plan.selection.x.to(spec.device), plan.selection.y.to(spec.device)
         golden_started = time.perf_counter()
-        if plan.twin is not None:
-            from faultzoo.keras.campaign import keras_golden_run
-
-            golden = keras_golden_run(plan.twin, x, y, batch_size=spec.batch_size)
-        else:
-            golden = _golden(model, x, y, spec.batch_size, threads=_idle_cores(executor, device))
+        golden = backend.golden_run(plan.runnable, model, x, y, batch_size=spec.batch_size,
+                                    threads=_idle_cores(executor, x.device))
         golden_seconds = time.perf_counter() - golden_started
-        engine_info: dict = {"engine": spec.engine_name, "note": "nothing left to compute in this run"}
-        store.begin_run({**plan.provenance, "engine": spec.engine_name, "executor": executor.describe(),
+        label = spec.engine_entry.label
+        engine_info: dict = {"engine": label, "note": "nothing left to compute in this run"}
+        store.begin_run({**plan.provenance, "engine": label, "executor": executor.describe(),
                          "workers": executor.workers, "golden_top1": golden.accuracy})
         for callback in callbacks if pending else ():  # inputs valid, golden run done: work starts
             callback(Progress(len(done), len(plan.fault_list), 0, 0.0))
         status = "interrupted"
         try:
             if pending:
-                engine_info = _execute(store, plan, Inputs(model, x, golden, plan.twin), pending, executor, callbacks)
+                engine_info = _execute(store, plan, Inputs(model, x, golden, plan.runnable.engine_inputs), pending,
+                                       executor, callbacks)
                 engine_info["timing"]["golden_s"] = golden_seconds
             status = "complete"
         finally:
@@ -270,41 +228,11 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
     return CampaignResult(output, store_path, summary, complete, exports, engine_info, plan.provenance)
 
 
-def _keras_numerics(spec: CampaignSpec) -> dict:
-    """Pin TensorFlow's intra-op threads for a Keras campaign and record the twin's numerics.
-
-    TensorFlow's convolutions round differently on another number of threads, so the count is part of
-    the campaign's identity; it is the same (one, unless ``threads`` says otherwise) whichever executor
-    runs the campaign, so that a campaign can be resumed with any of them. Use workers for more cores."""
-    from faultzoo.keras._tf import require_keras
-    from faultzoo.keras.campaign import keras_numerics, pin_keras_threads
-
-    require_keras()  # a missing TensorFlow is reported before anything is loaded
-    pin_keras_threads(spec.threads or 1)
-    return keras_numerics()
-
-
 def _idle_cores(executor: Executor, device: torch.device) -> int:
     """Python threads for the driver's golden run: the workers' cores are idle until their first task."""
     if not executor.single_threaded or device.type != "cpu":
         return 1
     return max(1, min(executor.workers, os.cpu_count() or 1))
-
-
-def _golden(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, threads: int) -> GoldenRun:
-    """The golden run. On ``threads`` > 1 Python threads its batches run side by side, each op on this
-    process's single intra-op thread: the very batches and bits of a one-thread run (which the workers
-    check: a worker reproduces the driver's golden logits before it computes anything)."""
-    if threads <= 1:
-        return golden_run(model, x, y, batch_size=batch_size)
-
-    def forward(batch: slice) -> torch.Tensor:
-        with torch.inference_mode():  # thread-local: entered in each thread
-            return model(x[batch])
-
-    with ThreadPoolExecutor(threads) as pool:
-        logits = torch.cat(list(pool.map(forward, batch_slices(len(x), batch_size))))
-    return GoldenRun(logits.contiguous(), y.to(torch.int64), batch_size)
 
 
 def _check_outcomes_kept(store: ResultStore, spec: CampaignSpec) -> None:
@@ -314,9 +242,9 @@ def _check_outcomes_kept(store: ResultStore, spec: CampaignSpec) -> None:
         return
     without = sum(r.outcomes is None for r in store.results())
     if without:
-        raise FaultzooError(f"--keep-outcomes: {without} faults of {store.path} were stored without per-image "
-                            "outcomes by an earlier run; resume without --keep-outcomes, or start a new campaign "
-                            "(another -o folder) with it.")
+        raise OptionError("keep_outcomes", True, f"{without} faults of {store.path} were stored without per-image "
+                          "outcomes by an earlier run; resume without it, or start a new campaign (another output "
+                          "folder) with it.")
 
 
 def _finished_read_only(output: Path) -> CampaignResult | None:
@@ -334,12 +262,9 @@ def _finished_read_only(output: Path) -> CampaignResult | None:
                           "and cannot be written: make the folder writable to resume it.")
     import json
 
-    from faultzoo.campaign.exports import PROVENANCE
-
-    provenance = json.loads((output / PROVENANCE).read_text()) if (output / PROVENANCE).is_file() else dict(meta)
+    provenance = json.loads((export_paths(output)["provenance"]).read_text()) if (export_paths(output)["provenance"]).is_file() else dict(meta)
     summary = CampaignSummary.from_dict(provenance["summary"]) if "summary" in provenance else None
-    exports = {name: output / file for name, file in (("upstream", "results_upstream.csv"), ("results", "results.csv"),
-                                                      ("provenance", PROVENANCE)) if (output / file).is_file()}
+    exports = {name: path for name, path in export_paths(output).items() if path.is_file()}
     return CampaignResult(output, store_path, summary, True, exports, provenance.get("engine", {}), dict(meta))
 
 
@@ -351,17 +276,17 @@ def _writable(folder: Path) -> bool:
     return True
 
 
-def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: list[int], executor: Executor,
+def _execute(store: ResultStore, plan: LoadedCampaign, inputs: Inputs, pending: list[int], executor: Executor,
              callbacks: Sequence[ProgressCallback]) -> dict:
     """Engine -> worker preparation -> tasks -> results streamed into the store."""
     spec, fault_list = plan.spec, plan.fault_list
-    defaults = engine_entry(spec.engine_name).default_options(executor.workers)
+    defaults = spec.engine_entry.default_options(executor.workers)
     params = tuple(dict.fromkeys(fault_list[i].param for i in pending))
-    engine = make_engine(spec.engine_name, inputs.model, inputs.x, inputs.golden, batch_size=spec.batch_size,
-                         params=params, **{**defaults, **spec.options, **inputs.engine_inputs()})
-    setup = WorkerSetup(identity_token(plan.identity, spec), spec.engine_name, spec.batch_size, params, spec.options,
-                        defaults, spec.keep_outcomes, threads=None, inputs=inputs,
-                        recipe=_recipe(plan, inputs.golden), keras_threads=plan.identity.get("keras_threads"))
+    engine = make_engine(spec.framework, spec.engine, inputs.model, inputs.x, inputs.golden, batch_size=spec.batch_size,
+                         params=params, **{**defaults, **spec.options, **inputs.engine_inputs})
+    setup = WorkerSetup(identity_token(plan.identity, spec), spec.framework, spec.engine, spec.batch_size, params,
+                        spec.options, defaults, spec.keep_outcomes, threads=None, identity=plan.identity,
+                        inputs=inputs, recipe=_recipe(plan, inputs.golden))
     prepare_started = time.perf_counter()
     executor.prepare(setup, engine)
     prepare_seconds = time.perf_counter() - prepare_started
@@ -371,7 +296,7 @@ def _execute(store: ResultStore, plan: CampaignPlan, inputs: Inputs, pending: li
     return {**description, "timing": {**committer.timing(executor.workers), "prepare_s": prepare_seconds}}
 
 
-def _recipe(plan: CampaignPlan, golden: GoldenRun) -> Recipe:
+def _recipe(plan: LoadedCampaign, golden: GoldenRun) -> Recipe:
     """How a worker elsewhere loads this campaign's inputs (the fault list travels with the tasks)."""
     spec = plan.spec.portable()
     return Recipe(replace(spec, faults=""), plan.identity, logits_sha256(golden.logits),

@@ -15,9 +15,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-import torch
-
-from faultzoo.exceptions import FaultzooError
+from faultzoo.backends import Backend, EngineEntry, engine_entry, get_backend
+from faultzoo.campaign.options import check_options
 from faultzoo.faults import FaultList
 
 __all__ = ["CampaignSpec", "campaign_identity", "identity_token"]
@@ -47,7 +46,7 @@ class CampaignSpec:
     per_class: int | None = None
     download: bool = False
     # numerics
-    framework: str = "torch"  # "torch" (the PyTorch model) or "keras" (its Keras 3 twin, same weights)
+    framework: str = "torch"  # the backend the model runs in (faultzoo.backends)
     device: str = "cpu"
     tf32: bool = False
     threads: int | None = None
@@ -59,24 +58,21 @@ class CampaignSpec:
     keep_outcomes: bool = False
 
     def __post_init__(self) -> None:
-        if self.batch_size < 2:
-            raise FaultzooError(f"batch_size must be >= 2 (a batch of one row changes the numerics), got "
-                                f"{self.batch_size} (--batch-size).")
-        from faultzoo.zoo import FRAMEWORKS
-
-        if self.framework not in FRAMEWORKS:
-            raise FaultzooError(f"Unknown framework {self.framework!r}; choose one of {', '.join(FRAMEWORKS)} "
-                                "(--framework).")
-        if self.framework == "torch" and self.engine.startswith("keras-"):
-            raise FaultzooError(f"Engine {self.engine!r} runs the Keras twin: use --framework keras (with --engine "
-                                f"{self.engine.removeprefix('keras-')}).")
-        if self.framework == "keras" and self.tf32:
-            raise FaultzooError("--tf32 applies to PyTorch campaigns; Keras campaigns run strict float32.")
-        if self.framework == "keras" and self.device != "cpu":
-            raise FaultzooError(f"--device {self.device}: Keras campaigns run on TensorFlow's CPU device "
-                                "(the tensorflow-cpu build of the tf extra); drop --device.")
         if isinstance(self.engine_options, dict):  # accepted for convenience, stored immutable
             object.__setattr__(self, "engine_options", tuple(sorted(self.engine_options.items())))
+        check_options({f.name: getattr(self, f.name) for f in fields(self) if f.name != "engine_options"})
+        self.backend.check_settings(device=self.device, tf32=self.tf32)
+        self.engine_entry  # an unknown engine of this framework is refused here  # noqa: B018
+
+    @property
+    def backend(self) -> Backend:
+        """The framework backend the campaign runs in."""
+        return get_backend(self.framework)
+
+    @property
+    def engine_entry(self) -> EngineEntry:
+        """The backend's engine that runs this campaign (its ``label`` is what results record)."""
+        return engine_entry(self.framework, self.engine)
 
     @property
     def recipe(self):
@@ -93,14 +89,6 @@ class CampaignSpec:
         from faultzoo.zoo import list_models
 
         return self.module is None and self.model_id in list_models()
-
-    @property
-    def engine_name(self) -> str:
-        """The registered engine that runs this campaign: ``fast`` and ``reference`` of a Keras campaign are
-        the twin's engines ``keras-fast`` and ``keras-reference`` (identical outcomes, like the PyTorch pair)."""
-        if self.framework == "keras" and not self.engine.startswith("keras-"):
-            return f"keras-{self.engine}"
-        return self.engine
 
     @property
     def options(self) -> dict:
@@ -156,15 +144,14 @@ def _absolute(path: str | os.PathLike) -> str:
 
 
 def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha256: str, faults: int,
-                      data_sha256: str, images: int, keras: dict | None = None) -> dict:
+                      data_sha256: str, images: int, numerics: dict | None = None) -> dict:
     """The fields a result store checks on resume: everything that decides an outcome bit, nothing else
     (not the executor, the workers, the engine or the paths files were read from).
 
-    A Keras campaign adds the framework, TensorFlow's and Keras's versions and TensorFlow's intra-op
-    thread count (``keras``: the campaign's :func:`~faultzoo.keras.campaign.keras_numerics`): with another
-    thread count TensorFlow's convolutions round differently, so it decides outcome bits. A PyTorch
-    campaign's identity has no framework field, so neither is ever resumed as the other."""
-    identity = {
+    The backend adds its numerics fields (``numerics``: what its :meth:`~faultzoo.backends.Backend.apply_numerics`
+    recorded): device, dtype, TF32 and the framework versions, and for another framework than the
+    default its name, so that a campaign of one framework is never resumed as another's."""
+    return {
         "model_id": _label(spec.model_id),
         **({} if spec.in_zoo else {"model": _model_record(spec)}),
         "weights_state_sha256": weights_sha256,
@@ -173,17 +160,8 @@ def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha
         "data_sha256": data_sha256,
         "images": images,
         "batch_size": spec.batch_size,
-        "device": torch.device(spec.device).type,
-        "dtype": "float32",
-        "tf32": spec.tf32,
-        "torch": torch.__version__,
+        **spec.backend.identity(device=spec.device, tf32=spec.tf32, numerics=numerics or {}),
     }
-    if spec.framework == "keras":
-        if keras is None:
-            raise ValueError("a Keras campaign's identity needs its Keras numerics")
-        identity.update({"framework": "keras", "tensorflow": keras["tensorflow"], "keras": keras["keras"],
-                         "keras_backend": keras["backend"], "keras_threads": keras["intra_op_threads"]})
-    return identity
 
 
 def _label(model_id: str) -> str:
@@ -204,6 +182,6 @@ def _model_record(spec: CampaignSpec) -> dict:
 
 def identity_token(identity: dict, spec: CampaignSpec) -> str:
     """A short key for one campaign's worker state: its identity plus how its engine is configured."""
-    payload = json.dumps({"identity": identity, "engine": spec.engine_name, "options": spec.to_dict()["engine_options"]},
+    payload = json.dumps({"identity": identity, "engine": spec.engine_entry.label, "options": spec.to_dict()["engine_options"]},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

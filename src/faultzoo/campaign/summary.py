@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.campaign.store import FaultResult
 from faultzoo.faults import FaultList
 

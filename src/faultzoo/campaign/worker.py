@@ -23,18 +23,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.campaign import sharedmem
-from faultzoo.campaign.engines import Engine, engine_entry, make_engine
-from faultzoo.campaign.golden import GoldenRun, golden_run
-from faultzoo.campaign.numerics import numerics_settings
-from faultzoo.outcome import Classified, Outcome
-from faultzoo.campaign.plan import Task, load_images, load_model
-from faultzoo.campaign.sharedmem import SharedFile
+from faultzoo import _sharedmem as sharedmem
+from faultzoo._sharedmem import SharedFile
+from faultzoo.backends import Engine, GoldenRun, engine_entry, get_backend, make_engine
+from faultzoo.campaign.loading import load_images, load_model
 from faultzoo.campaign.spec import CampaignSpec
 from faultzoo.campaign.store import FaultResult
+from faultzoo.campaign.tasks import Task
 from faultzoo.exceptions import CampaignMismatchError, ExactnessError
 from faultzoo.faults.bits import same_bits
-from faultzoo.inference import batch_slices, predict_logits
+from faultzoo.inference import batch_slices
+from faultzoo.outcome import Classified, Outcome
+from faultzoo.zoo import state_sha256
 
 __all__ = ["Inputs", "ModelFromRecipe", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "memory_sharers", "prepare",
            "run_task", "worker_name"]
@@ -47,11 +47,9 @@ class Inputs:
     model: nn.Module
     x: torch.Tensor
     golden: GoldenRun
-    twin: object | None = field(default=None, repr=False)  # a Keras campaign's twin (built in each process)
-
-    def engine_inputs(self) -> dict:
-        """What an engine takes besides the model, images and golden run: a Keras engine its twin."""
-        return {"twin": self.twin} if self.twin is not None else {}
+    # what the backend's engine takes besides the model, images and golden run (the driver's; a worker
+    # process builds its own where this is empty)
+    engine_inputs: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,6 @@ class ModelFromRecipe:
         return cls(recipe, model.state_dict(), state_hash)
 
     def build(self) -> nn.Module:
-        from faultzoo.zoo import state_sha256
         from faultzoo.zoo.recipes import build_model
 
         model = build_model(replace(self.recipe, weights=None))  # the architecture; the state comes next
@@ -98,9 +95,8 @@ class Recipe:
     golden_file: SharedFile | None = None  # the driver's golden logits, mapped by workers on its machine
 
     def load(self) -> Inputs:
-        spec, where = self.spec, f"worker {worker_name()}"
-        numerics_settings(torch.device(spec.device), tf32=spec.tf32, threads=None)
-        from faultzoo.zoo import state_sha256
+        spec, where, backend = self.spec, f"worker {worker_name()}", self.spec.backend
+        numerics = backend.worker_numerics(self.identity)
 
         if self.state is not None:  # weights no file holds: the architecture, then the driver's state
             model = load_model(replace(spec, weights=None))
@@ -119,32 +115,24 @@ class Recipe:
                 f"put the data on storage every node sees, at the same path.")
         device = torch.device(spec.device)
         model, x, y = model.to(device), selection.x.to(device), selection.y.to(device)
-        twin = None
-        if spec.framework == "keras":
-            from faultzoo.campaign.plan import load_twin
-            from faultzoo.keras.campaign import keras_golden_run, set_keras_threads
-
-            set_keras_threads(self.identity["keras_threads"], 1)
-            twin = load_twin(model, selection)
-            golden = keras_golden_run(twin, x, y, batch_size=spec.batch_size)
-            numerics = f"TensorFlow {self.identity['tensorflow']}, {self.identity['keras_threads']} intra-op threads"
-        else:
-            golden = self._driver_golden(model, x, y) or golden_run(model, x, y, batch_size=spec.batch_size)
-            numerics = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        runnable = backend.runnable(model, selection)
+        golden = self._driver_golden(runnable, model, x, y) or \
+            backend.golden_run(runnable, model, x, y, batch_size=spec.batch_size)
         if logits_sha256(golden.logits) != self.golden_sha256:
             raise ExactnessError(
                 f"{where} computes other fault-free logits than the driver ({numerics}): outcomes would not be "
                 f"comparable. Run every worker with the driver's versions on the same kind of CPU.")
-        return Inputs(model, x, golden, twin)
+        return Inputs(model, x, golden, runnable.engine_inputs)
 
-    def _driver_golden(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> GoldenRun | None:
+    def _driver_golden(self, runnable, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> GoldenRun | None:
         """The driver's golden run, mapped from its shared-memory file, once this process has reproduced its
         first batch bit for bit (the check local worker processes make); None where the file is not here."""
         logits = self.golden_file.open() if self.golden_file is not None else None
         if logits is None or logits.device != x.device or len(logits) != len(x):
             return None
         first = batch_slices(len(x), self.spec.batch_size)[0]
-        if not same_bits(predict_logits(model, x[first], batch_size=self.spec.batch_size), logits[first]):
+        mine = self.spec.backend.golden_run(runnable, model, x[first], y[first], batch_size=self.spec.batch_size)
+        if not same_bits(mine.logits, logits[first]):
             return None  # the full golden run decides (and refuses the worker if it differs)
         return GoldenRun(logits, y.to(torch.int64), self.spec.batch_size)
 
@@ -154,16 +142,17 @@ class WorkerSetup:
     """Everything a worker needs to build the engine of one campaign (``token`` names it)."""
 
     token: str
-    engine: str
+    framework: str  # the backend whose engine runs
+    engine: str  # the engine's name in that backend
     batch_size: int
     params: tuple[str, ...]
     options: dict  # engine options set by the caller, and a twin's ``prepared`` state where one was exported
     defaults: dict | None  # the engine's default options as the driver derived them; None: from this worker's memory
     keep_outcomes: bool
     threads: int | None  # intra-op threads in the worker (None: leave the process's setting)
+    identity: dict = field(default_factory=dict, repr=False)  # the campaign's (its numerics apply in the worker)
     inputs: Inputs | None = field(default=None, repr=False)  # live tensors (this machine)
     recipe: Recipe | None = field(default=None, repr=False)  # or how to load them (any machine)
-    keras_threads: int | None = None  # a Keras campaign: TensorFlow's intra-op threads (they decide its bits)
 
     def load(self) -> Inputs:
         if self.inputs is not None:
@@ -222,18 +211,16 @@ def _engine_for(setup: WorkerSetup) -> tuple[Engine, np.ndarray]:
             _undo_malloc_trimming()
             if setup.threads:
                 torch.set_num_threads(setup.threads)
-            if setup.keras_threads is not None:
-                from faultzoo.keras.campaign import set_keras_threads
-
-                set_keras_threads(setup.keras_threads, 1)
+            if setup.identity:
+                get_backend(setup.framework).worker_numerics(setup.identity)
             inputs = setup.load()
             if isinstance(inputs.model, ModelFromRecipe):
                 inputs = replace(inputs, model=inputs.model.build())
             defaults = setup.defaults if setup.defaults is not None else \
-                engine_entry(setup.engine).default_options(memory_sharers())
-            options = {**defaults, **_opened(setup.options), **inputs.engine_inputs()}
-            engine = make_engine(setup.engine, inputs.model, inputs.x, inputs.golden, batch_size=setup.batch_size,
-                                 params=setup.params, **options)
+                engine_entry(setup.framework, setup.engine).default_options(memory_sharers())
+            options = {**defaults, **_opened(setup.options), **inputs.engine_inputs}
+            engine = make_engine(setup.framework, setup.engine, inputs.model, inputs.x, inputs.golden,
+                                 batch_size=setup.batch_size, params=setup.params, **options)
             engine.start()
             _ENGINES[setup.token] = (engine, inputs.golden.labels.cpu().numpy().copy())
         return _ENGINES[setup.token]

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from faultzoo.exceptions import FaultzooError
+from faultzoo.exceptions import FaultzooError, OptionError
 
 app = typer.Typer(
     name="faultzoo",
@@ -54,6 +54,16 @@ def print_error(message: str) -> None:
     err_console.print(Text("error: ", style="red") + Text(message), soft_wrap=True)
 
 
+def flag_of(parameter: str) -> str:
+    """How the command line names a library parameter: the campaign option's declared flag, the MODEL
+    argument, or the parameter's name as a flag (``per_class`` -> ``--per-class``)."""
+    from faultzoo.campaign.options import flag_of as declared_flag
+
+    if parameter == "model":
+        return "MODEL"
+    return declared_flag(parameter) or "--" + parameter.replace("_", "-")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; a FaultzooError becomes one red line and exit status 1."""
     logging.basicConfig(level=os.environ.get("FAULTZOO_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
@@ -67,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     except FaultzooError as exc:
         if os.environ.get("FAULTZOO_DEBUG"):
             raise
+        if isinstance(exc, OptionError):  # a wrong option: a usage error, as the command line's own
+            print_error(exc.message(flag_of(exc.parameter)))
+            sys.exit(2)
         print_error(str(exc))
         err_console.print("(set FAULTZOO_DEBUG=1 for a traceback)", style="dim", markup=False)
         sys.exit(1)

@@ -14,11 +14,12 @@ from typing import NamedTuple
 import torch
 
 from faultzoo.exceptions import FaultError
+from faultzoo.faults.formats import FORMATS, apply_fault, format_of
 from faultzoo.faults.model import FaultKind, _as_kind
 
 
 class BitLayout(NamedTuple):
-    """Where the fields of one floating-point format sit in its word."""
+    """Where the fields of one floating-point format sit in its word (a view of its WordFormat)."""
 
     width: int
     mantissa: range
@@ -26,38 +27,23 @@ class BitLayout(NamedTuple):
     sign: int
 
 
-# Same-width signed integer type for each float type: .view() reinterprets the bytes, no copy.
-_INT_VIEW: dict[torch.dtype, torch.dtype] = {
-    torch.float32: torch.int32,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-    torch.float64: torch.int64,
-}
-
 LAYOUTS: dict[torch.dtype, BitLayout] = {
-    torch.float32: BitLayout(32, range(0, 23), range(23, 31), 31),
-    torch.float16: BitLayout(16, range(0, 10), range(10, 15), 15),
-    torch.bfloat16: BitLayout(16, range(0, 7), range(7, 15), 15),
-    torch.float64: BitLayout(64, range(0, 52), range(52, 63), 63),
+    dtype: BitLayout(f.width, f.mantissa, f.exponent, f.sign) for dtype, f in FORMATS.items()
 }
 
 
 def _check_dtype(dtype: torch.dtype) -> None:
-    if dtype not in _INT_VIEW:
-        supported = ", ".join(str(d).removeprefix("torch.") for d in _INT_VIEW)
-        raise FaultError(f"Cannot inject into a {dtype} tensor: bit faults are defined for {supported}.")
+    format_of(dtype)
 
 
 def word_width(dtype: torch.dtype) -> int:
     """Bits per stored word of a floating-point dtype (32 for float32)."""
-    _check_dtype(dtype)
-    return LAYOUTS[dtype].width
+    return format_of(dtype).width
 
 
 def int_view_dtype(dtype: torch.dtype) -> torch.dtype:
     """The signed integer dtype of the same width, used to read a float's bits."""
-    _check_dtype(dtype)
-    return _INT_VIEW[dtype]
+    return format_of(dtype).int_view
 
 
 def bit_field(dtype: torch.dtype, bit: int) -> str:
@@ -92,19 +78,11 @@ def corrupt(values: torch.Tensor, bits: Iterable[int] | int, kind: FaultKind | s
     Returns:
         A tensor of the same dtype, shape and device; ``values`` is left untouched.
     """
-    kind = _as_kind(kind)
-    int_dtype = int_view_dtype(values.dtype)
-    width = LAYOUTS[values.dtype].width
-    mask_value = bit_mask((bits,) if isinstance(bits, int) else bits, width)
-    words = values.detach().contiguous().view(int_dtype)
-    mask = torch.tensor(mask_value, dtype=int_dtype, device=values.device)
-    if kind is FaultKind.BITFLIP:
-        out = torch.bitwise_xor(words, mask)
-    elif kind is FaultKind.STUCK_AT_0:
-        out = torch.bitwise_and(words, torch.bitwise_not(mask))
-    else:
-        out = torch.bitwise_or(words, mask)
-    return out.view(values.dtype)
+    fmt = format_of(values.dtype)
+    mask_value = fmt.signed(fmt.mask((bits,) if isinstance(bits, int) else bits))
+    words = values.detach().contiguous().view(fmt.int_view)
+    mask = torch.tensor(mask_value, dtype=fmt.int_view, device=values.device)
+    return apply_fault(words, mask, _as_kind(kind)).view(values.dtype)
 
 
 def bit_view(values: torch.Tensor) -> torch.Tensor:

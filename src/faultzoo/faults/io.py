@@ -35,7 +35,9 @@ from torch import nn
 
 from faultzoo._files import atomic_write
 from faultzoo.exceptions import FaultError, FaultListFormatError
-from faultzoo.faults.keras import KERAS_NAME, keras_name_to_param, keras_to_torch_index, to_keras
+from faultzoo.faults.keras import (
+    KERAS_NAME, keras_layer_names, keras_name_to_param, keras_to_torch_index, to_keras, torch_to_keras_index,
+)
 from faultzoo.faults.model import Fault, FaultKind, FaultList, FaultListMeta, meta_json
 from faultzoo.faults.validate import check_unique_ids, validate
 
@@ -433,3 +435,15 @@ def write_fault_list(
     path = Path(path)
     text = format_fault_list(fault_list, format, model=model)  # fails before touching the disk
     return atomic_write(path, text)
+
+
+def upstream_cells(fault_list: FaultList, positions: Sequence[int], model: nn.Module | None = None
+                   ) -> list[tuple[str, tuple[int, ...]]]:
+    """The ``Layer`` and ``TensorIndex`` cells of the faults at ``positions`` in the layout the list was read
+    in: a list read from an upstream Keras file gets Keras layer names and HWIO/IO indices (``model``, the
+    PyTorch model, gives the names), any other the PyTorch ones."""
+    faults = [fault_list[p] for p in positions]
+    if model is None or fault_list.meta.source_format != "keras":
+        return [(f.layer, f.index) for f in faults]
+    names = keras_layer_names(model)
+    return [(names[f.param], torch_to_keras_index(f.index)) for f in faults]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from faultzoo import _hub
+from faultzoo._registry import BACKENDS
 from faultzoo.exceptions import UnknownModelError
 from faultzoo.zoo.architectures import all_architectures
 from faultzoo.zoo.checkpoints import load_state_strict, read_checkpoint
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 
 WeightsArg = str | os.PathLike | Weights | None
 
-# Every zoo model exists in each framework: PyTorch natively, Keras 3 as a translated twin
-# (faultzoo.keras; needs the `tf` extra).
-FRAMEWORKS = ("torch", "keras")
+# Every zoo model exists in each registered framework backend: PyTorch natively, the others as twins
+# converted from it (Keras 3: faultzoo.keras, needs the `tf` extra), found through the backend registry.
+NATIVE_FRAMEWORK = "torch"
+FRAMEWORKS = BACKENDS.names()
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,10 @@ def get_model(model_id: str, weights: WeightsArg = "default", *, progress: bool 
         UnknownModelError, WeightsUnavailableError, IntegrityError, CheckpointError,
         FrameworkUnavailableError (``framework="keras"`` without TensorFlow).
     """
-    if framework != "torch":
-        if framework not in FRAMEWORKS:
-            raise UnknownModelError(f"Unknown framework {framework!r} for {model_id!r}; choose one of {FRAMEWORKS}.")
-        from faultzoo.keras import get_keras_model  # imports TensorFlow only now
-
-        _builder(model_id)  # an unknown id fails here, before TensorFlow loads
-        return get_keras_model(model_id, weights, progress=progress)
+    if framework != NATIVE_FRAMEWORK:
+        backend = BACKENDS.get(framework)  # the framework's backend converts the native model
+        _builder(model_id)  # an unknown id fails here, before the framework loads
+        return backend.zoo_model(model_id, weights, progress=progress)
     model = _builder(model_id)()
     if weights is None:
         source, file_hash = "untrained", None

@@ -9,7 +9,7 @@ from faultzoo.campaign.executors.base import Commit, Executor
 from faultzoo.campaign.executors.dask import DaskExecutor, local_cluster, parse_dask_target
 from faultzoo.campaign.executors.inline import InlineExecutor
 from faultzoo.campaign.executors.processes import ProcessesExecutor
-from faultzoo.exceptions import FaultzooError
+from faultzoo.exceptions import OptionError
 
 __all__ = ["Commit", "DaskExecutor", "Executor", "InlineExecutor", "ProcessesExecutor", "local_cluster",
            "make_executor", "parse_dask_target"]
@@ -22,10 +22,10 @@ def make_executor(*, workers: int = 1, dask: str | None = None) -> Executor:
         FaultzooError: both given, or a bad value (before anything starts).
     """
     if workers < 1:
-        raise FaultzooError(f"workers must be >= 1, got {workers} (--workers).")
+        raise OptionError("workers", workers, "expected an integer >= 1.")
     if dask is not None:
         if workers > 1:
-            raise FaultzooError(f"Use either --workers {workers} or --dask {dask}, not both: the Dask cluster "
-                                f"decides the workers (e.g. --dask local:{workers}).")
+            raise OptionError("dask", dask, f"choose workers or dask, not both: the Dask cluster decides the workers "
+                              f"(e.g. dask='local:{workers}').")
         return DaskExecutor(dask)
     return ProcessesExecutor(workers) if workers > 1 else InlineExecutor()

@@ -18,8 +18,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-from faultzoo.campaign.engines import Engine
-from faultzoo.campaign.plan import CampaignPlan, Task
+from faultzoo.backends.engines import Engine
+from faultzoo.campaign.loading import LoadedCampaign
+from faultzoo.campaign.tasks import Task
 from faultzoo.campaign.worker import TaskOutput, WorkerSetup
 
 __all__ = ["Commit", "Executor", "MAX_ATTEMPTS"]
@@ -36,7 +37,7 @@ class Executor(ABC):
     workers: int = 1
     single_threaded: bool = False  # each worker computes on one intra-op thread (so does the driver's golden run)
 
-    def check(self, plan: CampaignPlan) -> None:
+    def check(self, plan: LoadedCampaign) -> None:
         """Refuse, before any compute, a campaign this executor cannot run here (raise FaultzooError)."""
 
     def start(self) -> None:

@@ -30,12 +30,13 @@ from urllib.parse import urlsplit
 
 import torch
 
-from faultzoo.campaign import sharedmem
-from faultzoo.campaign.engines import Engine
+from faultzoo import _sharedmem as sharedmem
+from faultzoo.backends import Engine, get_backend
 from faultzoo.campaign.executors.base import MAX_ATTEMPTS, Commit, Executor
-from faultzoo.campaign.plan import CampaignPlan, Task
+from faultzoo.campaign.loading import LoadedCampaign
+from faultzoo.campaign.tasks import Task
 from faultzoo.campaign.worker import WorkerSetup, prepare, run_task
-from faultzoo.exceptions import FaultzooError
+from faultzoo.exceptions import FaultzooError, OptionError
 
 __all__ = ["DaskExecutor", "DaskTarget", "local_cluster", "parse_dask_target"]
 
@@ -69,21 +70,21 @@ def parse_dask_target(text: str) -> DaskTarget:
     if text.startswith("local:"):
         count = text.removeprefix("local:")
         if not count.isdigit() or int(count) < 1:
-            raise FaultzooError(f"--dask {text!r}: N of local:N must be a whole number >= 1, e.g. --dask local:2.")
+            raise OptionError("dask", text, "N of local:N must be a whole number >= 1, e.g. local:2.")
         return DaskTarget(text, workers=int(count))
     if "://" in text:
         parts = urlsplit(text)
         if not parts.hostname or parts.port is None:
-            raise FaultzooError(f"--dask {text!r}: a scheduler address needs a host and a port, e.g. "
-                                f"tcp://10.0.0.5:8786.")
+            raise OptionError("dask", text, "a scheduler address needs a host and a port, e.g. "
+                              "tcp://10.0.0.5:8786.")
         return DaskTarget(text, address=text)
     path = Path(text).expanduser()
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
-            raise FaultzooError(f"--dask {text!r}: scheduler file {path} does not exist. Start the scheduler first "
-                                f"(dask scheduler --scheduler-file {path}, or a SLURMCluster; see docs/cluster.md).")
+            raise OptionError("dask", text, f"scheduler file {path} does not exist. Start the scheduler first "
+                              f"(dask scheduler --scheduler-file {path}, or a SLURMCluster; see docs/cluster.md).")
         return DaskTarget(text, scheduler_file=path.resolve())
-    raise FaultzooError(f"--dask {text!r}: expected {forms}.")
+    raise OptionError("dask", text, f"expected {forms}.")
 
 
 @contextmanager
@@ -153,11 +154,11 @@ class DaskExecutor(Executor):
         self.resubmitted = 0
 
     # ---------------------------------------------------------------- lifecycle
-    def check(self, plan: CampaignPlan) -> None:
+    def check(self, plan: LoadedCampaign) -> None:
         try:
             import distributed  # noqa: F401
         except ImportError:
-            raise FaultzooError("--dask needs the dist extra: pip install 'faultzoo[dist]' (dask, distributed, "
+            raise OptionError("dask", self.target.text, "needs the dist extra: pip install 'faultzoo[dist]' (dask, distributed, "
                                 "dask-jobqueue).") from None
         if not self.target.local:
             _check_reachable(self._scheduler_address())
@@ -168,7 +169,7 @@ class DaskExecutor(Executor):
         try:
             return json.loads(self.target.scheduler_file.read_text())["address"]
         except (OSError, ValueError, KeyError) as exc:
-            raise FaultzooError(f"--dask {self.target.text!r}: cannot read a scheduler address from "
+            raise OptionError("dask", self.target.text, "cannot read a scheduler address from "
                                 f"{self.target.scheduler_file} ({exc}). Pass the file the scheduler wrote "
                                 f"(--scheduler-file), or its tcp:// address.") from None
 
@@ -197,7 +198,7 @@ class DaskExecutor(Executor):
         self._starter.join()
         if self._start_error is not None:
             where = self.target.text
-            raise FaultzooError(f"--dask {where}: could not start or reach the Dask cluster within "
+            raise OptionError("dask", where, "could not start or reach the Dask cluster within "
                                 f"{self.timeout:.0f} s ({type(self._start_error).__name__}: {self._start_error}). "
                                 f"Check the scheduler and its workers (see docs/cluster.md).") from self._start_error
         return self._client
@@ -226,7 +227,7 @@ class DaskExecutor(Executor):
         shared-memory files, for workers on this machine (None where there is nothing to share or no room).
         A worker adopts them only after reproducing the first golden batch bit for bit, as the processes
         executor's workers do; the files are removed when the executor closes."""
-        if setup.inputs is None or setup.keras_threads is not None:
+        if setup.inputs is None or not get_backend(setup.framework).shares_golden_state():
             return None
         state = engine.export_state(threads=self.workers)
         if state is None or state.get("golden") is None:
@@ -327,5 +328,5 @@ def _check_reachable(address: str) -> None:
         with socket.create_connection((parts.hostname, parts.port), timeout=5):
             pass
     except OSError as exc:
-        raise FaultzooError(f"--dask {address}: no Dask scheduler answers there ({exc}). Start it first (dask "
+        raise OptionError("dask", address, f"no Dask scheduler answers there ({exc}). Start it first (dask "
                             f"scheduler, or a SLURMCluster; see docs/cluster.md), or check the address.") from None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from faultzoo.campaign.engines import Engine
+from faultzoo.backends.engines import Engine
 from faultzoo.campaign.executors.base import Commit, Executor
-from faultzoo.campaign.plan import Task
+from faultzoo.campaign.tasks import Task
 from faultzoo.campaign.worker import WorkerSetup, evaluate
 
 __all__ = ["InlineExecutor"]

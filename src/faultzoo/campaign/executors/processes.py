@@ -28,14 +28,15 @@ from dataclasses import replace
 
 import torch
 
-from faultzoo.campaign import sharedmem
-from faultzoo.campaign.engines import Engine
+from faultzoo import _sharedmem as sharedmem
+from faultzoo.backends.engines import Engine
 from faultzoo.campaign.executors.base import MAX_ATTEMPTS, Commit, Executor
-from faultzoo.campaign.golden import GoldenRun
-from faultzoo.campaign.plan import CampaignPlan, Task
+from faultzoo.backends.golden import GoldenRun
+from faultzoo.campaign.loading import LoadedCampaign
+from faultzoo.campaign.tasks import Task
 from faultzoo.campaign.worker import Inputs, ModelFromRecipe, WorkerSetup, run_task
 from faultzoo.zoo.recipes import import_user_file, user_modules
-from faultzoo.exceptions import FaultzooError
+from faultzoo.exceptions import FaultzooError, OptionError
 
 __all__ = ["ProcessesExecutor"]
 
@@ -50,26 +51,25 @@ class ProcessesExecutor(Executor):
 
     def __init__(self, workers: int):
         if workers < 1:
-            raise FaultzooError(f"workers must be >= 1, got {workers} (--workers).")
+            raise OptionError("workers", workers, "expected an integer >= 1.")
         self.workers = workers
         self._pool: _Pool | None = None
         self._setup: WorkerSetup | None = None
         self._engine_description: dict = {}
         self.restarts = 0  # pools replaced after a worker died
 
-    def check(self, plan: CampaignPlan) -> None:
+    def check(self, plan: LoadedCampaign) -> None:
         """Workers read the model and the images from shared memory: refuse, before any compute, a
         machine whose shared memory cannot hold them (writing past its end is a SIGBUS, not an error)."""
         if torch.device(plan.spec.device).type != "cpu":
-            raise FaultzooError(f"--workers {self.workers} is for CPUs; on {plan.spec.device} use --workers 1 "
-                                f"(one process drives the GPU).")
+            raise OptionError("workers", self.workers, f"worker processes are for CPUs; on {plan.spec.device} use one "
+                              f"(one process drives the GPU).")
         needed = plan.selection.x.nbytes + sum(p.nbytes for p in plan.model.state_dict().values())
         if not sharedmem.fits_in_shared_memory(needed):
-            raise FaultzooError(
-                f"--workers {self.workers} shares the images and the model with its worker processes "
-                f"({needed >> 20} MB), but /dev/shm has only {(sharedmem.shared_memory_free() or 0) >> 20} MB free: "
-                f"use --workers 1, fewer images (--limit), or give the machine more shared memory "
-                f"(e.g. docker run --shm-size=2g).")
+            raise OptionError(
+                "workers", self.workers, f"worker processes share the images and the model ({needed >> 20} MB), but "
+                f"/dev/shm has only {(sharedmem.shared_memory_free() or 0) >> 20} MB free: use one worker, fewer "
+                f"images (limit), or give the machine more shared memory (e.g. docker run --shm-size=2g).")
 
     def start(self) -> None:
         if self._pool is None:
@@ -215,7 +215,7 @@ class _Pool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-_PRELOAD = ["torch", "faultzoo.campaign.worker", "faultzoo.campaign.engines.fast"]
+_PRELOAD = ["torch", "faultzoo.campaign.worker", "faultzoo.backends.torch.fast"]
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.campaign.engines.fast_downstream import Downstream, Rows, Sink
-from faultzoo.campaign.engines.fast_golden import GoldenMaps
-from faultzoo.campaign.engines.graph import LayerProgram, channels_first, stacked_rows_output
+from faultzoo.backends.torch.fast_downstream import Downstream, Rows, Sink
+from faultzoo.backends.torch.fast_golden import GoldenMaps
+from faultzoo.backends.torch.graph import LayerProgram, channels_first, stacked_rows_output
 from faultzoo.faults import Fault, corrupt
 from faultzoo.faults.bits import same_bits, same_bits_rows
 from faultzoo.inference import batch_slices

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.fx as fx
 
-from faultzoo.campaign import sharedmem
-from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo import _sharedmem as sharedmem
+from faultzoo.backends.torch.graph import GraphPlan, LayerProgram
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.faults.bits import same_bits
 from faultzoo.inference import batch_slices
 

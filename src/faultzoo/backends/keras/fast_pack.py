@@ -10,17 +10,15 @@ rows' values. Positions no row needs are filled with golden rows whose results a
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from faultzoo.outcome import Classified, classify
-from faultzoo.exceptions import ExactnessError
+from faultzoo.outcome import UNSET, Classified, classify
+from faultzoo.outcome import OutcomeSink as Sink
 
 __all__ = ["UNSET", "Pending", "Sink", "rows_equal"]
 
-UNSET = 255
 
 
 def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -28,36 +26,6 @@ def rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n = len(a)
     return (np.ascontiguousarray(a).view(np.uint32).reshape(n, -1)
             == np.ascontiguousarray(b).view(np.uint32).reshape(n, -1)).all(axis=1)
-
-
-@dataclass
-class Sink:
-    """Outcomes of one fault on every image, filled in as rows are decided."""
-
-    codes: np.ndarray
-    nonfinite: np.ndarray
-    top1: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int) -> Sink:
-        return cls(np.full(n, UNSET, np.uint8), np.zeros(n, bool), np.zeros(n, np.int64))
-
-    def put(self, images: np.ndarray, classified: Classified) -> None:
-        self.codes[images] = classified.codes
-        self.nonfinite[images] = classified.nonfinite
-        self.top1[images] = classified.top1
-
-    def masked(self, images: np.ndarray, golden_nonfinite: np.ndarray, golden_top1: np.ndarray) -> None:
-        """Rows whose faulty values equal the golden ones: the golden logits, bit for bit."""
-        self.codes[images] = 0
-        self.nonfinite[images] = golden_nonfinite[images]
-        self.top1[images] = golden_top1[images]
-
-    def result(self, what: str) -> Classified:
-        left = int((self.codes == UNSET).sum())
-        if left:
-            raise ExactnessError(f"The fast Keras engine left {left} images of {what} unclassified.")
-        return Classified(self.codes, self.nonfinite, self.top1)
 
 
 class Pending:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from faultzoo.campaign.engines.fast_downstream import Downstream, Rows, Sink
-from faultzoo.campaign.engines.fast_golden import GoldenMaps
-from faultzoo.campaign.engines.fast_layer import channel_outputs
-from faultzoo.campaign.engines.graph import LayerProgram, channels_first
+from faultzoo.backends.torch.fast_downstream import Downstream, Rows, Sink
+from faultzoo.backends.torch.fast_golden import GoldenMaps
+from faultzoo.backends.torch.fast_layer import channel_outputs
+from faultzoo.backends.torch.graph import LayerProgram, channels_first
 from faultzoo.outcome import Outcome
 from faultzoo.faults import Fault, corrupt, injected
 from faultzoo.faults.bits import same_bits

@@ -13,14 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.outcome import Classified, classify
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault
 from faultzoo.inference import batch_slices
-from faultzoo.keras.campaign.golden import nhwc_images, twin_forward
-from faultzoo.keras.campaign.numerics import exact_numerics, keras_numerics
-from faultzoo.keras.campaign.targets import KerasTarget, TargetMap, WordWriter, faulty_word
+from faultzoo.backends.keras.golden import nhwc_images, twin_forward
+from faultzoo.backends.keras.numerics import exact_numerics, keras_numerics
+from faultzoo.backends.keras.targets import KerasTarget, TargetMap, WordWriter, faulty_word
 
 __all__ = ["KerasReferenceEngine", "twin_for"]
 
@@ -38,7 +38,7 @@ class KerasReferenceEngine:
     Args:
         model: the PyTorch model the fault list names tensors of (faults are mapped to its twin).
         x: the campaign's images, float32 N×C×H×W (as for the PyTorch engines) or N×H×W×C.
-        golden: the twin's golden run (:func:`faultzoo.keras.campaign.keras_golden_run`).
+        golden: the twin's golden run (:func:`faultzoo.backends.keras.keras_golden_run`).
         batch_size: the golden run's batch size.
         params: ignored (the PyTorch engines' hint; accepted for the same signature).
         twin: the Keras twin; converted from ``model`` when not given.
@@ -121,7 +121,7 @@ def check_golden(forward, x: np.ndarray, golden: GoldenRun, sl: slice, batch_siz
     same = got.shape == want.shape and np.array_equal(got.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
     if not same:
         raise ExactnessError("The golden logits are not reproduced by this twin here (first batch differs): compute "
-                             "the golden run with faultzoo.keras.campaign.keras_golden_run on the same twin, images "
+                             "the golden run with faultzoo.backends.keras.keras_golden_run on the same twin, images "
                              "and batch size, in a process with the same Keras numerics (threads, oneDNN).")
 
 

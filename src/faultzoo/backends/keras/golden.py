@@ -1,6 +1,6 @@
 """The golden run of a Keras twin: the record every faulty Keras inference is compared with, bit for bit.
 
-It is a :class:`faultzoo.campaign.golden.GoldenRun` (logits as a torch tensor, labels, batch size),
+It is a :class:`faultzoo.backends.golden.GoldenRun` (logits as a torch tensor, labels, batch size),
 so that :func:`faultzoo.outcome.classify` and everything downstream of it work unchanged.
 The logits come from the twin's one compiled function, under :func:`exact_numerics`, in the batches
 of :func:`faultzoo.inference.batch_slices`: the same function and boundaries as every faulty run.
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.inference import BatchCallback, batch_slices
-from faultzoo.keras.campaign.numerics import exact_numerics
+from faultzoo.backends.keras.numerics import exact_numerics
 from faultzoo.keras.inference import _as_nhwc, _predictor
 
 __all__ = ["forward_batches", "keras_golden_run", "nhwc_images", "twin_forward"]

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.outcome import Classified, classify
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault
-from faultzoo.keras.campaign.fast_checks import end_to_end, layer_mode
-from faultzoo.keras.campaign.fast_pack import Pending, Sink, rows_equal
-from faultzoo.keras.campaign.graph import LayerCut, TwinGraph, twin_graph
-from faultzoo.keras.campaign.numerics import BatchCheck, check_batch_dependence, exact_numerics, keras_numerics
-from faultzoo.keras.campaign.reference import KerasReferenceEngine
+from faultzoo.backends.keras.fast_checks import end_to_end, layer_mode
+from faultzoo.backends.keras.fast_pack import Pending, Sink, rows_equal
+from faultzoo.backends.keras.graph import LayerCut, TwinGraph, twin_graph
+from faultzoo.backends.keras.numerics import BatchCheck, check_batch_dependence, exact_numerics, keras_numerics
+from faultzoo.backends.keras.reference import KerasReferenceEngine
 
 __all__ = ["KerasFastEngine"]
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.campaign.engines.base import register_engine
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo.backends.engines import register_engine
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.outcome import Classified, classify
 from faultzoo.faults import Fault, injected
 from faultzoo.inference import batch_slices
@@ -21,7 +21,7 @@ from faultzoo.inference import batch_slices
 __all__ = ["ReferenceEngine"]
 
 
-@register_engine("reference", "flips the weight and runs the whole network: slow, obviously right")
+@register_engine("torch", "reference", "flips the weight and runs the whole network: slow, obviously right")
 class ReferenceEngine:
     """The oracle every other engine is tested against. No options."""
 

@@ -23,16 +23,16 @@ import numpy as np
 import torch
 import torch.fx as fx
 
-from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram
-from faultzoo.campaign.golden import GoldenRun
-from faultzoo.outcome import Outcome, classify
+from faultzoo.backends.torch.graph import GraphPlan, LayerProgram
+from faultzoo.backends.golden import GoldenRun
+from faultzoo.outcome import UNSET, Outcome, classify
+from faultzoo.outcome import OutcomeSink as Sink
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults.bits import same_bits, same_bits_rows
 from faultzoo.inference import batch_slices
 
 __all__ = ["Downstream", "Rows", "Sink", "UNSET"]
 
-UNSET = 255  # outcome code of an image not classified yet
 # Packed rows per downstream pass: per-image conv time grows once a batch's activation outgrows the
 # caches (resnet20, 1 thread: 16x32x32 maps cost 640 us/image at 32 rows, 2,000 at 512), while tiny
 # batches pay per-call overhead. ~2 MB per activation was best for all three resnet20 stages.
@@ -50,19 +50,6 @@ def ladder_cover(upto: int) -> list[int]:
     """The ladder sizes below ``upto`` and the first one at or above it."""
     sizes = [s for s in LADDER if s < upto]
     return sizes + [next((s for s in LADDER if s >= upto), upto)]
-
-
-@dataclass
-class Sink:
-    """Per-fault outcome arrays being filled in, indexed by image."""
-
-    codes: np.ndarray
-    nonfinite: np.ndarray
-    top1: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int) -> Sink:
-        return cls(np.full(n, UNSET, np.uint8), np.zeros(n, bool), np.zeros(n, np.int64))
 
 
 @dataclass

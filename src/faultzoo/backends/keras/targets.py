@@ -17,7 +17,8 @@ import numpy as np
 from torch import nn
 
 from faultzoo.exceptions import ExactnessError, FaultError
-from faultzoo.faults import Fault, FaultKind
+from faultzoo.faults import Fault
+from faultzoo.faults.formats import apply_fault, format_of
 from faultzoo.faults.keras import torch_to_keras_index
 from faultzoo.keras.naming import weight_layers
 
@@ -77,19 +78,15 @@ class TargetMap:
 
 
 def faulty_word(word: int, fault: Fault) -> int:
-    """The uint32 word with the fault applied: XOR for a bit flip, clear or set for stuck-at.
+    """The uint32 word with the fault applied (the arithmetic of :func:`faultzoo.faults.formats.apply_fault`).
 
     Raises:
         FaultError: a bit outside the 32-bit word.
     """
-    if fault.bits[-1] >= 32:
-        raise FaultError(f"Bit {fault.bits[-1]} of {fault.param!r} is outside the 32-bit float32 word (bits 0..31).")
-    mask = sum(1 << b for b in fault.bits)
-    if fault.kind is FaultKind.BITFLIP:
-        return word ^ mask
-    if fault.kind is FaultKind.STUCK_AT_0:
-        return word & ~mask & 0xFFFFFFFF
-    return word | mask
+    return apply_fault(word, _FLOAT32.mask(fault.bits), fault.kind)
+
+
+_FLOAT32 = format_of("float32")  # the twin's words
 
 
 class WordWriter:

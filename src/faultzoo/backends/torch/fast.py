@@ -29,16 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.campaign.engines.base import register_engine
-from faultzoo.campaign.engines.fast_checks import Checks
-from faultzoo.campaign.engines.fast_downstream import LADDER, UNSET, Downstream, Sink
-from faultzoo.campaign.engines.fast_golden import GoldenMaps
-from faultzoo.campaign.engines.fast_layer import FaultyLayer
-from faultzoo.campaign.engines.graph import GraphPlan, LayerProgram, prepare_graph
-from faultzoo.campaign.engines.reference import ReferenceEngine
-from faultzoo.campaign.golden import GoldenRun
+from faultzoo.backends.engines import register_engine
+from faultzoo.backends.torch.fast_checks import Checks
+from faultzoo.backends.torch.fast_downstream import LADDER, Downstream, Sink
+from faultzoo.backends.torch.fast_golden import GoldenMaps
+from faultzoo.backends.torch.fast_layer import FaultyLayer
+from faultzoo.backends.torch.graph import GraphPlan, LayerProgram, prepare_graph
+from faultzoo.backends.torch.reference import ReferenceEngine
+from faultzoo.backends.golden import GoldenRun
 from faultzoo.outcome import Classified
-from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault, is_noop
 
 __all__ = ["FastEngine"]
@@ -56,7 +55,7 @@ def _default_options(workers: int) -> dict:
     return {"memory_budget": max(1 << 30, physical // (4 * max(1, workers)))}
 
 
-@register_engine("fast", "recomputes only what a fault can change; outcomes identical to the reference",
+@register_engine("torch", "fast", "recomputes only what a fault can change; outcomes identical to the reference",
                  default_options=_default_options)
 class FastEngine:
     """Exact fault evaluation from the faulty layer down. Options: ``chunk_images`` (images per cached
@@ -267,9 +266,7 @@ class FastEngine:
 
     @staticmethod
     def _classified(sink: Sink, fault: Fault) -> Classified:
-        if (sink.codes == UNSET).any():
-            raise ExactnessError(f"fast engine left {(sink.codes == UNSET).sum()} images of {fault} unclassified")
-        return Classified(sink.codes, sink.nonfinite, sink.top1)
+        return sink.result(str(fault))  # raises ExactnessError if an image was left undecided
 
 
 def _first_line(exc: BaseException) -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from faultzoo.keras.campaign.fast_pack import rows_equal
-from faultzoo.keras.campaign.graph import LayerCut
+from faultzoo.backends.keras.fast_pack import rows_equal
+from faultzoo.backends.keras.graph import LayerCut
 
 __all__ = ["end_to_end", "layer_mode"]
 
