@@ -93,6 +93,21 @@ def shared() -> Path:
     return require_shared()
 
 
+# ------------------------------------------------------------------ campaign fixtures built once per test module
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, request):
+    """The offline weights setup, for a module's module-scoped fixtures (which run before the autouse one)
+    and for the worker processes its campaigns start (they inherit it)."""
+    with offline_weights(tmp_path_factory, f"faultzoo-home-{request.module.__name__.rsplit('.', 1)[-1]}"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def npz() -> Path:
+    """The 1,000 exact CIFAR-10 test images."""
+    return require_shared("datasets", "cifar10", "test-first1000-exact.npz")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty weights cache, and never the network."""

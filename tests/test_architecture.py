@@ -54,11 +54,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("analysis", ("faultzoo.analysis.*",)),
     ("campaign", ("faultzoo.campaign.*",)),
     ("backends", ("faultzoo.backends.*", "faultzoo.keras.*")),  # the Keras twins are a backend
-    ("faults",   ("faultzoo.faults.*", "faultzoo.outcome")),
+    ("faults",   ("faultzoo.faults.*",)),
     ("zoo",      ("faultzoo.zoo.*",)),
     ("data",     ("faultzoo.data.*", "faultzoo.inference")),
-    ("base",     ("faultzoo._registry", "faultzoo._files", "faultzoo._hub", "faultzoo._sharedmem", "faultzoo.exceptions",
-                  "faultzoo")),  # top-level __init__: maps names lazily through importlib strings
+    ("base",     ("faultzoo._registry", "faultzoo._files", "faultzoo._hub", "faultzoo._sharedmem", "faultzoo._env",
+                  "faultzoo.outcome", "faultzoo.exceptions", "faultzoo")),  # top-level __init__: maps names lazily through importlib strings
 )
 
 # The framework-neutral core: no mention of Keras, no branching on a framework's name.

@@ -60,7 +60,7 @@ class Registry:
             close = difflib.get_close_matches(name, self._targets, n=1) if isinstance(name, str) else []
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise OptionError(self.parameter, name, f"unknown {self.kind}; choose one of {', '.join(self._targets)}."
-                              f"{hint}")
+                              f"{hint}", usage=True)
         if name not in self._loaded:
             module, _, attribute = self._targets[name].partition(":")
             self._loaded[name] = getattr(importlib.import_module(module), attribute)

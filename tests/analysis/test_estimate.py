@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faultzoo.analysis import estimate, load_results
-from faultzoo.analysis.load import FaultTable, Results
+from faultzoo.analysis.table import FaultTable, Results
 from faultzoo.analysis.stats import z_value
 from faultzoo.faults import FaultListMeta, Stratum
 from tests.analysis.conftest import FAULTS, IMAGES

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from faultzoo.analysis import plan_campaign, variance_components
-from faultzoo.analysis.plan import CostModel, bootstrap_components, choice, recommend, upstream_faults
+from faultzoo.analysis.precision import CostModel, bootstrap_components, choice, recommend, upstream_faults
 from faultzoo.analysis.simulate import crossed_population, simulate_campaigns
 from faultzoo.analysis.stats import rate_from_outcomes, z_value
 from faultzoo.cli import main

@@ -21,7 +21,7 @@ from faultzoo.campaign.loading import load_images, load_model
 from faultzoo._sharedmem import FileShare, SharedFile, open_shared
 from faultzoo.campaign.spec import CampaignSpec, campaign_identity
 from faultzoo.campaign.worker import Recipe, logits_sha256
-from faultzoo.cli import main
+from tests.cli_runner import run_faultzoo
 from faultzoo.exceptions import CampaignMismatchError, ExactnessError, FaultzooError
 from faultzoo.faults import Fault, FaultList, write_fault_list
 from faultzoo.faults.bits import same_bits
@@ -86,12 +86,7 @@ def test_a_scheduler_nobody_runs_is_refused_before_anything_is_written(tmp_path,
 
 # ------------------------------------------------------------------ command line
 def _cli(capsys, *args) -> tuple[int, str]:
-    try:
-        main(["campaign", *map(str, args)])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
+    code, out, err = run_faultzoo(capsys, "campaign", *args)
     return code, out + err
 
 

@@ -28,22 +28,11 @@ from faultzoo.faults import dnn_benchmarks_fault_list, write_fault_list
 from tests.campaign.test_runner import (
     _exports_present, _read_csv, _without_seconds, _worker_processes, cli_env, start_and_interrupt,
 )
-from tests.conftest import offline_weights, require_shared
 
 MODEL = "cifar10/resnet20"
 SAMPLE, LIMIT, TASK = 32, 64, 4  # small tasks: a kill lands with most of the campaign still to run
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """Offline weights for this module's fixtures, and for the Dask workers (they inherit it)."""
-    with offline_weights(tmp_path_factory, "faultzoo-home-executors"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def npz() -> Path:
-    return require_shared("datasets", "cifar10", "test-first1000-exact.npz")
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +211,29 @@ def test_the_golden_run_on_idle_worker_cores_has_the_bits_of_a_one_thread_run(en
     two = backend.golden_run(Runnable(), model, selection.x, selection.y, batch_size=16, threads=2)
     assert torch.equal(one.logits.view(torch.int32), two.logits.view(torch.int32))
     assert torch.equal(one.labels, two.labels) and two.batch_size == 16
+
+
+# ------------------------------------------------------------------ a campaign started from a script, stdin or a notebook
+SCRIPT = """\
+import faultzoo
+result = faultzoo.run_campaign({model!r}, {faults!r}, output={out!r}, data={npz!r}, limit=16, fault_sample=4,
+                               batch_size=8, workers=2)
+print("critical", result.summary.total.rate("critical"), result.complete)
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_worker_processes_never_run_the_callers_script_again(env, fault_csv, npz, tmp_path, how):
+    """The README's example as written (no ``if __name__ == "__main__":`` guard), saved as a script or piped
+    into ``python -`` (which has no file, like a notebook): the workers must not re-run it."""
+    out = tmp_path / "run"
+    code = SCRIPT.format(model=MODEL, faults=str(fault_csv), out=str(out), npz=str(npz))
+    if how == "script":
+        (tmp_path / "tour.py").write_text(code)
+        done = subprocess.run([sys.executable, "tour.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    else:
+        done = subprocess.run([sys.executable, "-"], input=code, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "critical" in done.stdout and done.stdout.strip().endswith("True")
+    assert "Traceback" not in done.stderr and (out / "results.csv").is_file()

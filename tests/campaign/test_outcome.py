@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from faultzoo.backends.golden import GoldenRun
-from faultzoo.outcome import Classified, Outcome, classify, top1
+from faultzoo.outcome import Outcome
+from faultzoo.backends.classify import Classified, classify, top1
 from faultzoo.faults.bits import same_bits_rows as same_bits
 from faultzoo.campaign.worker import _to_result
 from faultzoo.campaign.store import FaultResult
-from faultzoo.campaign.summary import bit_class, summarize
+from faultzoo.campaign.summary import summarize
+from faultzoo.faults.formats import format_of
 from faultzoo.faults import Fault, FaultList
 
 
@@ -129,7 +131,11 @@ def test_top1_first_index_on_ties():
 @pytest.mark.parametrize("bit, expected", [(0, "mantissa"), (22, "mantissa"), (23, "exponent"), (30, "exponent"),
                                            (31, "sign")])
 def test_bit_class(bit, expected):
-    assert bit_class(bit) == expected
+    assert format_of("float32").field_of(bit) == expected
+
+
+def FLOAT32(fault):  # every fault's word is a float32
+    return format_of("float32")
 
 
 def test_summary_tallies_by_bit_class_and_layer():
@@ -138,7 +144,7 @@ def test_summary_tallies_by_bit_class_and_layer():
     results = [FaultResult(0, 4, 0, 3, 1, 0, 2, 0.1), FaultResult(1, 4, 0, 0, 4, 4, 1, 0.1),
                FaultResult(2, 4, 4, 0, 0, 0, 3, 0.1)]  # fault 3 not done yet
     golden = GoldenRun(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]]), torch.tensor([0, 1, 1, 1]), 2)
-    s = summarize(faults, results, golden)
+    s = summarize(faults, results, golden, FLOAT32)
     assert (s.faults_total, s.faults_done, s.images, s.golden_top1) == (4, 3, 4, 50.0)
     assert list(s.by_bit_class) == ["sign", "exponent", "mantissa"]  # empty classes (multi-bit) left out
     assert s.by_bit_class["exponent"].nonfinite == 4 and s.by_bit_class["exponent"].rate("critical") == 1.0
@@ -146,5 +152,5 @@ def test_summary_tallies_by_bit_class_and_layer():
     assert s.by_layer["conv1"].faults == 2 and s.by_layer["fc"].faults == 1
     d = s.to_dict()
     assert d["total"]["masked_pct"] == pytest.approx(100 * 4 / 12)
-    s_all = summarize(faults, [*results, FaultResult(3, 4, 0, 4, 0, 0, 0, 0.1)], golden)
+    s_all = summarize(faults, [*results, FaultResult(3, 4, 0, 4, 0, 0, 0, 0.1)], golden, FLOAT32)
     assert s_all.by_bit_class["multi-bit"].faults == 1

@@ -31,7 +31,7 @@ from faultzoo.campaign.exports import ALL as EXPORT_NAMES
 from faultzoo.campaign.runner import STORE_NAME, subset
 from faultzoo.exceptions import CampaignMismatchError, DatasetError, FaultListFormatError, FaultzooError
 from faultzoo.faults import Fault, FaultList, dnn_benchmarks_fault_list, read_fault_list, write_fault_list
-from tests.conftest import REPO, offline_weights, require_shared
+from tests.conftest import REPO, require_shared
 
 MODEL = "cifar10/resnet20"
 UPSTREAM_HEADER = ["Injection", "Layer", "TensorIndex", "Bit", "n_injections", "masked", "non_critical", "critical"]
@@ -39,16 +39,6 @@ SAMPLE, LIMIT = 40, 64
 
 
 # ------------------------------------------------------------------ shared fixtures (module scope: computed once)
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """The offline weights setup of tests/conftest.py, for module-scoped fixtures (which run before it)."""
-    with offline_weights(tmp_path_factory, "faultzoo-home-module"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def npz() -> Path:
-    return require_shared("datasets", "cifar10", "test-first1000-exact.npz")
 
 
 @pytest.fixture(scope="module")

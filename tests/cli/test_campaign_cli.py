@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from faultzoo.cli import main
+from tests.cli_runner import flat, run_faultzoo
 from faultzoo.faults import Fault, FaultList, write_fault_list
 from tests.conftest import require_shared
 
@@ -15,18 +15,8 @@ MODEL = "cifar10/resnet20"
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
     """Run ``faultzoo campaign ARGS`` in this process: (exit status, stdout, stderr)."""
-    try:
-        main(["campaign", *map(str, args)])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_faultzoo(capsys, "campaign", *args)
 
-
-def flat(text: str) -> str:
-    """Text without whitespace: rich wraps long lines and paths at the terminal width."""
-    return "".join(text.split())
 
 
 @pytest.fixture

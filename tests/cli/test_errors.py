@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faultzoo.cli import app, main
+from faultzoo.cli import app
+from tests.cli_runner import run_faultzoo
 from tests.conftest import require_shared
 
 EXACT = ("datasets", "cifar10", "test-first1000-exact.npz")
@@ -22,13 +23,8 @@ EXACT = ("datasets", "cifar10", "test-first1000-exact.npz")
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
     """Exit status and stderr+stdout of ``faultzoo ARGS``."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    text = captured.out + captured.err
+    code, out, err = run_faultzoo(capsys, *args)
+    text = out + err
     assert "Traceback" not in text, text
     return code, " ".join(text.split())  # unwrap the console's line breaks
 
@@ -174,9 +170,9 @@ def test_bad_campaign_arguments_fail_before_any_work(capsys, tmp_path, small_lis
     code, text = _campaign(capsys, small_list, tmp_path / "afile")
     assert code == 1 and "is an existing file, not a folder" in text, text
     code, text = _campaign(capsys, small_list, tmp_path / "o1", "--device", "tpu")
-    assert code == 1 and "--device 'tpu' is not a device" in text and not (tmp_path / "o1").exists(), text
+    assert code == 1 and "--device tpu: not a device" in text and not (tmp_path / "o1").exists(), text
     code, text = _campaign(capsys, small_list, tmp_path / "o2", "--fault-sample", "50")
-    assert code == 1 and "--fault-sample 50 asks for more faults than the 12" in text, text
+    assert code == 1 and "--fault-sample 50: asks for more faults than the 12" in text, text
     assert not (tmp_path / "o2").exists()
     code, text = _campaign(capsys, small_list, "/proc/faultzoo-out")
     assert code == 1 and "Cannot write in the output folder" in text, text

@@ -23,7 +23,6 @@ from faultzoo.campaign.runner import STORE_NAME
 from faultzoo.exceptions import CampaignMismatchError, FaultzooError
 from faultzoo.faults import dnn_benchmarks_fault_list, write_fault_list
 from tests.campaign.test_runner import _read_csv, _store_rows, _without_seconds, cli_env, start_and_interrupt
-from tests.conftest import offline_weights, require_shared
 from tests.keras.conftest import needs_tensorflow
 
 needs_tensorflow()
@@ -32,15 +31,6 @@ MODEL = "cifar10/resnet20"
 FAULTS, LIMIT, BATCH = 16, 48, 24
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    with offline_weights(tmp_path_factory, "faultzoo-home-keras-campaigns"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def npz() -> Path:
-    return require_shared("datasets", "cifar10", "test-first1000-exact.npz")
 
 
 @pytest.fixture(scope="module")

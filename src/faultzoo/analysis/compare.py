@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,16 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from faultzoo._files import atomic_write
-from faultzoo.analysis.design import bit_class
-from faultzoo.analysis.load import Results, load_results
+from faultzoo.analysis.design import BIT_CLASSES, bit_class
+from faultzoo.analysis.load import as_path, check_model_arg, load_results
+from faultzoo.analysis.plots import COLORS, _figure, save_figure
+from faultzoo.analysis.report import pct
 from faultzoo.analysis.stats import Estimate, paired_difference, rate_from_counts, wilson, z_value
-from faultzoo.exceptions import AnalysisError, FaultzooError
+from faultzoo.analysis.table import Results
+from faultzoo.exceptions import AnalysisError, FaultzooError, OutputError
+from faultzoo.outcome import NONFINITE, OUTCOME_KEYS, RATE_LABELS
 
 __all__ = ["Comparison", "Disagreement", "GroupComparison", "RateComparison", "Side", "compare_results",
            "comparison_lines", "plot_critical_scatter", "write_comparison"]
 
-OUTCOMES = ("masked", "non_critical", "critical")
-NAMES = {"masked": "masked", "non_critical": "non-critical", "critical": "critical (SDC-1)", "nonfinite": "NaN/Inf"}
 MIN_PAIRED_SHARE = 0.5  # fewer faults in common than this share of the smaller list: not the same list
 
 
@@ -154,7 +157,12 @@ def _load(path, model: str | None, label: str) -> Results:
     try:
         return load_results(path, model=model, check=False)
     except FaultzooError as exc:
-        raise type(exc)(f"{label} ({path}): {exc}") from None
+        message = f"{label} ({path!s:.200}): {exc}"
+        try:  # the same class, saying which side failed
+            again = type(exc)(message)
+        except TypeError:  # a class whose constructor takes more than a message
+            again = AnalysisError(message)
+        raise again from None
 
 
 def _model_id(a: Results, b: Results, model: str | None) -> str | None:
@@ -167,15 +175,15 @@ def _model_id(a: Results, b: Results, model: str | None) -> str | None:
 
 def _torch_model(model_id: str | None, cache: dict):
     if model_id not in cache:
-        import faultzoo
+        from faultzoo.zoo import get_model  # imports torch: only when needed
 
-        cache[model_id] = faultzoo.get_model(model_id, weights=None)
+        cache[model_id] = get_model(model_id, weights=None)
     return cache[model_id]
 
 
 def _fault_keys(results: Results, model_id: str | None, label: str, cache: dict) -> tuple[list[tuple], str]:
     """(param, index, bits, kind) of every row in PyTorch terms, and the layout the file used."""
-    from faultzoo.faults.keras import KERAS_NAME, from_keras
+    from faultzoo.faults.keras import KERAS_NAME, from_keras  # imports torch: only when needed
 
     t = results.table
     params = [str(p) for p in t.param]
@@ -231,6 +239,23 @@ def _check_pairing(pa: np.ndarray, keys_a: list, keys_b: list, a: Results, b: Re
                             "campaigns run from the same list (or sub-samples of it with the same seed).")
 
 
+def _consistent_pairs(pa: np.ndarray, pb: np.ndarray, a: Results, b: Results) -> tuple[np.ndarray, np.ndarray,
+                                                                                     str | None]:
+    """The pairs whose counts can be compared on both sides, and a note naming the rows left out."""
+    ok_a, ok_b = a.table.consistent()[pa], b.table.consistent()[pb]
+    keep = ok_a & ok_b
+    if keep.all():
+        return pa, pb, None
+    rows = [f"{label} {f'line {int(res.table.line[r])}' if res.table.line[r] else f'row {int(r)}'}"
+            for label, res, ok, picked in (("A", a, ok_a, pa), ("B", b, ok_b, pb)) for r in picked[~ok]]
+    shown = ", ".join(rows[:3]) + (", ..." if len(rows) > 3 else "")
+    if keep.sum() < 2:
+        raise AnalysisError(f"A ({a.source}) and B ({b.source}) have fewer than 2 paired faults whose counts can be "
+                            f"compared (rows without images or with counts that do not add up: {shown}).")
+    return pa[keep], pb[keep], (f"{int((~keep).sum()):,} paired faults are left out: rows without images or with "
+                                f"counts that do not add up ({shown}).")
+
+
 def _describe(key: tuple) -> str:
     param, index, bits, kind = key
     return f"{param}{list(index)} bit {','.join(map(str, bits))}" + ("" if kind == "bitflip" else f" {kind}")
@@ -268,10 +293,14 @@ def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99,
         top: how many of the most disagreeing faults to list.
 
     Raises:
-        AnalysisError: unreadable input, results of different models, Keras names without a model,
-            or lists that do not pair (no fault, or under half of the smaller list, in common).
+        AnalysisError: a wrong argument, unreadable input, results of different models, Keras names
+            without a model, or lists that do not pair (no fault, or under half of the smaller list, in
+            common).
     """
-    z_value(confidence)  # a bad level fails before any loading
+    z_value(confidence)  # a bad option fails before any loading
+    check_model_arg(model)
+    if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 0:
+        raise AnalysisError(f"top (--top) must be a whole number >= 0, found {top!r:.80}.")
     res_a, res_b = _load(a, model, "A"), _load(b, model, "B")
     model_id = _model_id(res_a, res_b, model)
     cache: dict = {}
@@ -279,23 +308,23 @@ def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99,
     keys_b, layout_b = _fault_keys(res_b, model_id, "B", cache)
     pa, pb = _pair(keys_a, keys_b)
     _check_pairing(pa, keys_a, keys_b, res_a, res_b)
+    pa, pb, left_out = _consistent_pairs(pa, pb, res_a, res_b)
     ta, tb = res_a.table.take(pa), res_b.table.take(pb)
-    notes = _notes(res_a, res_b, ta, tb, len(keys_a), len(keys_b), len(pa))
+    notes = _notes(res_a, res_b, ta, tb, len(keys_a), len(keys_b), len(pa)) + ([left_out] if left_out else [])
     rates = {}
-    outcomes = OUTCOMES + (("nonfinite",) if ta.nonfinite is not None and tb.nonfinite is not None else ())
+    outcomes = OUTCOME_KEYS + ((NONFINITE,) if ta.nonfinite is not None and tb.nonfinite is not None else ())
     for outcome in outcomes:
         ea, eb = ta.count(outcome), tb.count(outcome)
         rates[outcome] = RateComparison(outcome, rate_from_counts(ea, ta.n, confidence=confidence),
                                         rate_from_counts(eb, tb.n, confidence=confidence),
                                         paired_difference(ea, ta.n, eb, tb.n, confidence=confidence))
-    identical = (ta.n == tb.n) & (ta.masked == tb.masked) & (ta.non_critical == tb.non_critical) & \
-        (ta.critical == tb.critical)
+    identical = (ta.n == tb.n) & np.all([ta.count(k) == tb.count(k) for k in OUTCOME_KEYS], axis=0)
     params = np.array([keys_a[i][0] for i in pa], dtype=object)
     bits = [keys_a[i][2] for i in pa]
     classes = np.array([bit_class(b[0] if len(b) == 1 else -1) for b in bits], dtype=object)
     ca, na, cb, nb = ta.critical, ta.n, tb.critical, tb.n
     by_class = [_group(c, np.flatnonzero(classes == c), ca, na, cb, nb, identical, confidence)
-                for c in ("sign", "exponent", "mantissa", "multi-bit") if (classes == c).any()]
+                for c in BIT_CLASSES if (classes == c).any()]
     layer_order = list(dict.fromkeys(_model_order(model_id, cache) + sorted(set(params))))
     by_layer = [_group(p.removesuffix(".weight"), np.flatnonzero(params == p), ca, na, cb, nb, identical, confidence)
                 for p in layer_order if (params == p).any()]
@@ -309,7 +338,7 @@ def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99,
 
 def _model_order(model_id: str | None, cache: dict) -> list[str]:
     """Tensors in the model's order (a zoo model's; other models' layers are listed by name)."""
-    from faultzoo import list_models
+    from faultzoo.zoo import list_models  # imports torch: only when needed
 
     if model_id not in list_models():
         return []
@@ -317,7 +346,7 @@ def _model_order(model_id: str | None, cache: dict) -> list[str]:
 
 
 def _keras_names(model_id: str | None, cache: dict) -> dict[str, str]:
-    from faultzoo.faults.keras import keras_layer_names
+    from faultzoo.faults.keras import keras_layer_names  # imports torch: only when needed
 
     return keras_layer_names(_torch_model(model_id, cache)) if model_id else {}
 
@@ -357,8 +386,6 @@ def _notes(res_a, res_b, ta, tb, n_a: int, n_b: int, paired: int) -> list[str]:
 
 
 def _pct(p: float) -> str:
-    from faultzoo.analysis.report import pct
-
     return pct(p)
 
 
@@ -369,6 +396,10 @@ def _signed(p: float) -> str:
 def _interval(e: Estimate, signed: bool = False) -> str:
     f = _signed if signed else _pct
     return f"[{f(e.low)}, {f(e.high)}]"
+
+
+def _name(key: str) -> str:
+    return RATE_LABELS[key]
 
 
 def comparison_lines(c: Comparison) -> list[str]:
@@ -382,7 +413,7 @@ def comparison_lines(c: Comparison) -> list[str]:
               "interval")
     rows = [header]
     for key, r in c.rates.items():
-        rows.append((NAMES[key], _pct(r.a.value), _interval(r.a), _pct(r.b.value), _interval(r.b),
+        rows.append((_name(key), _pct(r.a.value), _interval(r.a), _pct(r.b.value), _interval(r.b),
                      _signed(r.difference.value), _interval(r.difference, True)))
     lines += _table(rows)
     lines.append("")
@@ -429,7 +460,7 @@ def _markdown(c: Comparison, plot: str) -> str:
            f"over them, with {level} % intervals (the fault is the sampling unit; A - B is the paired difference).",
            "", "## Rates", ""]
     rows = [("outcome", "A %", "A interval", "B %", "B interval", "A - B (points)", "interval")]
-    rows += [(NAMES[k], _pct(r.a.value), _interval(r.a), _pct(r.b.value), _interval(r.b), _signed(r.difference.value),
+    rows += [(_name(k), _pct(r.a.value), _interval(r.a), _pct(r.b.value), _interval(r.b), _signed(r.difference.value),
               _interval(r.difference, True)) for k, r in c.rates.items()]
     out += _markdown_table(rows)
     out += ["", f"Faults whose masked, non-critical and critical counts are all identical: **{_pct(c.identical.value)} "
@@ -457,13 +488,11 @@ def _markdown(c: Comparison, plot: str) -> str:
 
 def plot_critical_scatter(c: Comparison):
     """Scatter of per-fault critical rates, A (x) vs B (y), coloured by bit class, with the diagonal."""
-    from faultzoo.analysis.plots import COLORS, _figure
-
     fig = _figure(5.6, 5.2)
     ax = fig.add_subplot()
     x, y = 100 * c.critical_rates[0], 100 * c.critical_rates[1]
     ax.plot([0, 100], [0, 100], color="#95a5a6", linewidth=0.8, zorder=1)
-    for cls in ("sign", "exponent", "mantissa", "multi-bit"):
+    for cls in BIT_CLASSES:
         mine = c.bit_classes == cls
         if mine.any():
             ax.scatter(x[mine], y[mine], s=14, alpha=0.7, color=COLORS[cls], label=f"{cls} ({int(mine.sum()):,})",
@@ -485,10 +514,7 @@ def write_comparison(c: Comparison, folder: str | os.PathLike) -> dict[str, Path
     Raises:
         OutputError: the folder cannot be written.
     """
-    from faultzoo.analysis.plots import save_figure
-    from faultzoo.exceptions import OutputError
-
-    folder = Path(folder)
+    folder = as_path(folder, "folder (-o/--output)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         paths = {f"plot_{k}": v for k, v in save_figure(plot_critical_scatter(c), folder, "critical_scatter").items()}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Design", "bit_class", "design_of"]
+__all__ = ["AnalysisDesign", "bit_class", "design_of"]
 
 SIGN, EXPONENT, MANTISSA, MULTI = "sign", "exponent", "mantissa", "multi-bit"
 BIT_CLASSES = (SIGN, EXPONENT, MANTISSA, MULTI)
@@ -46,8 +46,9 @@ GROUPINGS: dict[str, Key] = {
 
 
 @dataclass(frozen=True)
-class Design:
-    """How the faults were sampled, as the estimators need it.
+class AnalysisDesign:
+    """How the faults of a result set were sampled, as the estimators need it (not the fault-list
+    generators of :mod:`faultzoo.faults`, which draw the faults).
 
     Attributes:
         name: the fault list's design (``dnn-benchmarks``, ``network``, ``layer``, ``layer-bit``,
@@ -106,7 +107,7 @@ def _numel_from_meta(meta) -> dict[str, int]:
     return numel
 
 
-def design_of(results) -> Design:
+def design_of(results) -> AnalysisDesign:
     """The sampling design of a loaded result set (see the module docstring)."""
     meta = results.fault_meta
     name = getattr(meta, "design", None) or "unknown"
@@ -153,5 +154,5 @@ def design_of(results) -> Design:
         if name in STRATIFIED:
             notes.append(f"{name} design without population sizes: analysed as one sample")
         scheme = "srs"
-    return Design(name, scheme, STRATIFIED.get(name, "-") if scheme == "stratified" else "-", numel, bits,
+    return AnalysisDesign(name, scheme, STRATIFIED.get(name, "-") if scheme == "stratified" else "-", numel, bits,
                   population, upstream, tuple(notes))

@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faultzoo.analysis.design import BIT_CLASSES, GROUPINGS, Design, design_of
+from faultzoo.analysis.design import BIT_CLASSES, GROUPINGS, AnalysisDesign, design_of
 from faultzoo.analysis.stats import (
-    Estimate, cell_stats, cell_variance, image_variance, interval, overall_fpc, proportion, rare_faults, z_value,
+    Estimate, cell_stats, cell_variance, check_method, image_variance, interval, overall_fpc, proportion,
+    rare_faults, z_value,
 )
+from faultzoo.analysis.table import expect_results, section
+from faultzoo.exceptions import AnalysisError
+from faultzoo.outcome import OUTCOME_KEYS, RATE_KEYS, Outcome
 
 __all__ = ["Estimates", "GroupEstimate", "estimate"]
 
-RATES = ("masked", "non_critical", "critical", "nonfinite")
-OUTCOME_CODE = {"masked": 0, "non_critical": 1, "critical": 2}
 FAULT_LEVEL = {"critical_any": "critical on at least one image", "masked_all": "masked on every image"}
 
 
@@ -61,7 +63,7 @@ class Estimates:
     """
 
     confidence: float
-    design: Design
+    design: AnalysisDesign
     faults: int
     images: int | None
     test_size: int | None
@@ -88,7 +90,7 @@ class Estimates:
 class _Domain:
     """Estimation of any group of faults under the design (cells = strata x group)."""
 
-    def __init__(self, results, design: Design, rows: np.ndarray, confidence: float, method: str) -> None:
+    def __init__(self, results, design: AnalysisDesign, rows: np.ndarray, confidence: float, method: str) -> None:
         self.table = results.table.take(rows)
         self.outcomes = results.outcomes[rows] if results.outcomes is not None else None
         self.design, self.confidence, self.method = design, confidence, method
@@ -97,7 +99,7 @@ class _Domain:
         self.image_mode = _image_mode(results, self.outcomes)
         self.bits = self.table.bit
         self.strata = [design.stratum(p, int(b)) for p, b in zip(self.table.param, self.bits)]
-        self.per_fault = {rate: self.table.rate(rate) for rate in RATES if getattr(self.table, rate) is not None}
+        self.per_fault = {rate: self.table.rate(rate) for rate in RATE_KEYS if getattr(self.table, rate) is not None}
         self._sizes: dict[str, dict | None] = {}
 
     def group(self, grouping: str) -> dict[object, np.ndarray]:
@@ -138,9 +140,10 @@ class _Domain:
     def _image_var(self, rate: str, rows, codes, stats) -> float | None:
         if self.image_mode == "none":
             return 0.0
-        if self.image_mode != "included" or rate not in OUTCOME_CODE:
+        if self.image_mode != "included" or rate not in OUTCOME_KEYS:
             return None
-        matrix = (self.outcomes[rows] == OUTCOME_CODE[rate]).astype(np.float64)
+        code = next(o for o in Outcome if o.key == rate)
+        matrix = (self.outcomes[rows] == code).astype(np.float64)
         return image_variance(matrix, codes, stats, self.test_size)
 
     def shares(self, rows: np.ndarray, grouping: str = "all", group: object = "all") -> dict[str, Estimate]:
@@ -183,9 +186,18 @@ def _order(grouping: str, keys, layer_order: dict[str, int]):
 
 
 def _usable(results) -> tuple[np.ndarray, list[str]]:
+    """Rows to estimate from, and a note on those left out.
+
+    Raises:
+        AnalysisError: no row is left (naming the first row and its counts).
+    """
     t = results.table
-    ok = (t.n > 0) & (t.masked >= 0) & (t.non_critical >= 0) & (t.critical >= 0) & \
-         (t.masked + t.non_critical + t.critical == t.n)
+    ok = t.consistent()
+    if not ok.any():
+        where = f"line {int(t.line[0])}" if t.line[0] else f"Injection {int(t.injection[0])}"
+        counts = " + ".join(f"{int(t.count(k)[0])} {k}" for k in OUTCOME_KEYS)
+        raise AnalysisError(f"No row of {results.source} can be estimated: each has no images, or outcome counts that "
+                            f"do not add up to its images (first: {where}, {counts} for {int(t.n[0])} images).")
     notes = []
     if not ok.all():
         notes.append(f"{int((~ok).sum())} rows without images or with counts that do not add up are left out "
@@ -205,8 +217,14 @@ def estimate(results, *, confidence: float = 0.99, method: str = "wilson") -> Es
         >>> res = load_results("demo-out/campaign")  # doctest: +SKIP
         >>> est = estimate(res)  # doctest: +SKIP
         >>> est.overall["critical"].value, est.overall["critical"].margin  # doctest: +SKIP
+
+    Raises:
+        AnalysisError: ``results`` that are not loaded results or hold no usable row, a wrong
+            ``confidence`` or ``method``.
     """
+    expect_results(results, "estimate")
     z_value(confidence)  # refuse a bad level before any work
+    check_method(method)
     design = design_of(results)
     rows, notes = _usable(results)
     notes = list(design.notes) + notes
@@ -238,7 +256,7 @@ def _image_notes(results, mode: str) -> list[str]:
         population = f"the {big_m:,} test images" if big_m else "a large test set"
         return [f"the {m:,} images are treated as a random sample of {population}: the intervals include the "
                 "image component (faults x images crossed)"]
-    selection = (results.provenance.get("data") or {})
+    selection = section(results.provenance, "data")
     how = ("the first images of each class" if selection.get("per_class") else
            f"the first {m:,} images" if selection.get("limit") or (m and big_m and m < big_m) else "these images")
     return [f"the intervals are for {how} of the test set only: per-image outcomes were not stored "

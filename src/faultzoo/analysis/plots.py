@@ -10,11 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
+from faultzoo.analysis.design import EXPONENT, MANTISSA, MULTI, SIGN, bit_class
+from faultzoo.outcome import RATE_LABELS
+
 __all__ = ["plot_by_bit", "plot_by_layer", "plot_fault_distribution", "plot_layer_bit", "save_figure"]
 
-COLORS = {"sign": "#c0392b", "exponent": "#2471a3", "mantissa": "#239b56", "multi-bit": "#7f8c8d"}
-RATE_LABEL = {"critical": "critical (SDC-1)", "masked": "masked", "non_critical": "non-critical",
-              "nonfinite": "NaN/Inf"}
+COLORS = {SIGN: "#c0392b", EXPONENT: "#2471a3", MANTISSA: "#239b56", MULTI: "#7f8c8d"}
+
+
+def _label(rate: str) -> str:
+    """How plots name a rate (:data:`faultzoo.outcome.RATE_LABELS`)."""
+    return RATE_LABELS[rate]
 
 
 def _figure(width: float, height: float):
@@ -34,21 +40,19 @@ def _errors(rows, rate: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _title(est, rate: str, what: str) -> str:
-    return f"{RATE_LABEL[rate]} rate {what} ({round(100 * est.confidence)} % intervals)"
+    return f"{_label(rate)} rate {what} ({round(100 * est.confidence)} % intervals)"
 
 
 def _legend_handles():
     from matplotlib.patches import Patch
 
-    return [Patch(color=COLORS[name], label=name) for name in ("mantissa", "exponent", "sign")]
+    return [Patch(color=COLORS[name], label=name) for name in (MANTISSA, EXPONENT, SIGN)]
 
 
 def plot_by_bit(est, rate: str = "critical"):
     """Rate per bit position (31 = sign, 30-23 exponent, 22-0 mantissa) with interval bars, on a log
     scale: the rates of a float32 word's bits span many orders of magnitude. Rates of exactly 0 are
     marked at the bottom with an x."""
-    from faultzoo.analysis.design import bit_class
-
     rows = sorted((g for g in est.by_bit if int(g.key) >= 0), key=lambda g: int(g.key))
     fig = _figure(8.0, 3.6)
     ax = fig.add_subplot()
@@ -70,7 +74,7 @@ def plot_by_bit(est, rate: str = "critical"):
         ax.set_xticks(range(0, 32, 2))
     ax.set_xlim(-0.8, 31.8)
     ax.set_xlabel("bit position (0 = mantissa LSB, 31 = sign); x: none observed")
-    ax.set_ylabel(f"{RATE_LABEL[rate]} rate (%), log scale")
+    ax.set_ylabel(f"{_label(rate)} rate (%), log scale")
     ax.set_title(_title(est, rate, "by flipped bit"), fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -87,7 +91,7 @@ def plot_by_layer(est, rate: str = "critical"):
         ax.errorbar(values, y, xerr=err, fmt="o", color="#2471a3", ecolor="#555555", markersize=4, capsize=2)
         ax.set_yticks(y, [g.label for g in rows], fontsize=7 if len(rows) > 25 else 8)
         ax.invert_yaxis()
-    ax.set_xlabel(f"{RATE_LABEL[rate]} rate (%)")
+    ax.set_xlabel(f"{_label(rate)} rate (%)")
     ax.set_title(_title(est, rate, "by layer"), fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -120,8 +124,8 @@ def plot_layer_bit(est, rate: str = "critical"):
     ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) > 25 else 8)
     ax.set_xticks(range(0, 32, 2))
     ax.set_xlabel("bit position (white: none observed; grey: no fault sampled)")
-    ax.set_title(f"{RATE_LABEL[rate]} rate by layer and bit (%, log colour scale)", fontsize=10)
-    fig.colorbar(image, ax=ax, label=f"{RATE_LABEL[rate]} rate (%)", shrink=0.9)
+    ax.set_title(f"{_label(rate)} rate by layer and bit (%, log colour scale)", fontsize=10)
+    fig.colorbar(image, ax=ax, label=f"{_label(rate)} rate (%)", shrink=0.9)
     return fig
 
 
@@ -137,9 +141,9 @@ def plot_fault_distribution(est, rate: str = "critical"):
         ax.hist(positive, bins=np.linspace(0, 100, 51), color="#2471a3", alpha=0.85)
     ax.set_yscale("log")
     ax.set_xlim(0, 100)
-    ax.set_xlabel(f"per-fault {RATE_LABEL[rate]} rate (% of its images)")
+    ax.set_xlabel(f"per-fault {_label(rate)} rate (% of its images)")
     ax.set_ylabel("faults")
-    ax.set_title(f"distribution of per-fault {RATE_LABEL[rate]} rates: {zero:,} of {y.size:,} faults at exactly 0 "
+    ax.set_title(f"distribution of per-fault {_label(rate)} rates: {zero:,} of {y.size:,} faults at exactly 0 "
                  "(not drawn)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     return fig

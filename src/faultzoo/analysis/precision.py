@@ -20,22 +20,29 @@ part per fault and a part per image.
 
 from __future__ import annotations
 
+import io
 import math
+import numbers
 import os
 import shlex
+import sqlite3
+import zipfile
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from faultzoo._files import atomic_write
+from faultzoo.analysis.design import design_of
+from faultzoo.analysis.load import as_path, campaign_files, load_results
 from faultzoo.analysis.stats import z_value
+from faultzoo.analysis.table import Results, section
 from faultzoo.exceptions import AnalysisError, FaultzooError
+from faultzoo.outcome import OUTCOME_KEYS, Outcome
 
 __all__ = ["CostModel", "DesignChoice", "Plan", "VarianceComponents", "bootstrap_components", "plan_campaign",
            "recommend", "variance_components", "write_image_sample"]
-
-RATE_CODES = {"masked": 0, "non_critical": 1, "critical": 2}
-
 
 @dataclass(frozen=True)
 class VarianceComponents:
@@ -155,9 +162,10 @@ def recommend(components: VarianceComponents, margin: float, *, confidence: floa
     with np.errstate(divide="ignore", invalid="ignore"):
         n = np.where(room > 0, np.ceil(np.where(k > 0, k / room, 1.0) - 1e-9), np.inf)
     n = np.maximum(n, min(min_faults, big_n))
-    feasible = n <= big_n
+    feasible = np.isfinite(n) & (n <= big_n) & (n < 2 ** 62)
     if not feasible.any():
-        raise AnalysisError(f"No design reaches a margin of {margin:.3g}: even every fault on every image does not.")
+        raise AnalysisError(f"No design reaches a margin of {margin:.3g}: even every fault on every image does not "
+                            "(or it would take more faults than can be counted); ask for a wider margin (--error).")
     seconds = np.where(feasible, cost.seconds(np.where(feasible, n, 1), m), np.inf)
     best = int(np.argmin(seconds))
     return choice(components, int(n[best]), int(m[best]), confidence=confidence, cost=cost, population=population,
@@ -204,7 +212,7 @@ class Plan:
 def _cost_from_pilot(results, workers: int | None, fault_overhead: float | None) -> tuple[CostModel, list[str]]:
     t = results.table
     notes = []
-    m0 = results.images or int(t.n.max())
+    m0 = max(results.images or int(t.n.max()), 1)
     pilot_workers = int(results.provenance.get("workers") or 1)
     if t.seconds is None or not np.isfinite(t.seconds).all() or t.seconds.sum() <= 0:
         raise AnalysisError(f"The pilot {results.source} records no per-fault timings (results.csv 'seconds'): "
@@ -225,11 +233,12 @@ def _cost_from_pilot(results, workers: int | None, fault_overhead: float | None)
 
 
 def _pilot_setup(results, workers: int) -> float:
-    """Wall seconds of the pilot's last full run outside the faults' own time (model, golden run, engine)."""
-    from faultzoo.campaign.store import ResultStore
+    """Wall seconds of the pilot's last full run outside the faults' own time (model, golden run, engine);
+    0 when the pilot's store does not tell."""
+    from faultzoo.campaign.store import ResultStore  # imports torch: only when needed
 
-    path = Path(results.source) / "campaign.sqlite"
-    if not path.exists():
+    path = Path(results.source) / campaign_files()[1]
+    if not path.is_file():
         return 0.0
     try:
         store = ResultStore.open_readonly(path)
@@ -237,27 +246,26 @@ def _pilot_setup(results, workers: int) -> float:
             runs = store.runs()
         finally:
             store.close()
-    except FaultzooError:
+        full = [r for r in runs if r["status"] == "complete" and r["faults_done"] == len(results.table)
+                and r["ended"]]
+        if not full:
+            return 0.0
+        run = full[-1]
+        wall = _seconds(run["ended"]) - _seconds(run["started"])
+        w = int(section(run, "provenance").get("workers") or workers)
+    except (FaultzooError, sqlite3.Error, KeyError, TypeError, ValueError, OverflowError):
         return 0.0
-    full = [r for r in runs if r["status"] == "complete" and r["faults_done"] == len(results.table) and r["ended"]]
-    if not full:
-        return 0.0
-    run = full[-1]
-    wall = _seconds(run["ended"]) - _seconds(run["started"])
-    w = int(run["provenance"].get("workers") or workers)
-    return max(0.0, wall - float(results.table.seconds.sum()) / w)
+    return max(0.0, wall - float(results.table.seconds.sum()) / max(w, 1))
 
 
 def _seconds(stamp) -> float:
     """Seconds since the epoch of an ISO 8601 time (or of a number of seconds already)."""
-    from datetime import datetime
-
     return float(stamp) if isinstance(stamp, (int, float)) else datetime.fromisoformat(str(stamp)).timestamp()
 
 
 def upstream_faults(shapes: dict[str, tuple[int, ...]]) -> int:
     """Faults of the dnn-benchmarks list of a model: n = sample_size(64 x weights), split by rounding per layer."""
-    from faultzoo.faults import sample_size
+    from faultzoo.faults import sample_size  # imports torch: only when needed
 
     numel = [int(np.prod(s)) for s in shapes.values() if len(s) >= 2]
     total = sum(numel)
@@ -289,33 +297,30 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
             (0: the pilot's point estimates).
 
     Raises:
-        AnalysisError: a pilot without per-image outcomes or timings, an unreachable margin.
+        AnalysisError: a wrong argument, a pilot without per-image outcomes or timings, an unreachable
+            margin, an unreadable ``images_from``.
+        OutputError: ``write_images`` cannot be written.
     """
-    from faultzoo.analysis.load import Results, load_results
-
     z_value(confidence)
-    if rate not in RATE_CODES:
-        raise AnalysisError(f"Unknown rate {rate!r}; choose one of {', '.join(RATE_CODES)} (--rate).")
-    if not 0 < error < 1:
-        raise AnalysisError(f"--error must lie strictly between 0 and 1, found {error!r} (0.01 = one point).")
+    if not isinstance(rate, str) or rate not in OUTCOME_KEYS:
+        raise AnalysisError(f"Unknown rate {rate!r:.80}; choose one of {', '.join(OUTCOME_KEYS)} (--rate).")
+    _check_options(error=error, relative=relative, workers=workers, fault_overhead=fault_overhead, seed=seed,
+                   images_from=images_from, output=output, min_images=min_images, assurance=assurance)
+    if write_images is not None:
+        write_images = as_path(write_images, "write_images (--write-images)")
     results = pilot if isinstance(pilot, Results) else load_results(pilot, check=False)
     if results.outcomes is None:
         raise AnalysisError(f"The pilot {results.source} has no per-image outcomes (outcomes.npy): run the pilot "
                             "campaign with --keep-outcomes.")
-    from faultzoo.analysis.design import design_of
-
     design = design_of(results)
     notes = list(design.notes)
     if design.scheme == "stratified":
         notes.append(f"the pilot's {design.name} design is stratified; its components are computed as if its faults "
                      "were one random sample (the planned list is one: --design network)")
-    dataset = (results.provenance.get("data") or {}).get("dataset") or (results.model_id or "").split("/")[0]
+    dataset = section(results.provenance, "data").get("dataset") or (results.model_id or "").split("/")[0]
     images_from_arg = images_from
     test_size, images_from = _image_population(images_from, dataset, results.test_size)
-    if not 0 <= assurance < 1:
-        raise AnalysisError(f"--assurance must lie in [0, 1), found {assurance!r} (0.8: plan on the 80th bootstrap "
-                            "percentile of each variance component; 0: on the pilot's estimates).")
-    table = results.outcomes == RATE_CODES[rate]
+    table = results.outcomes == next(o for o in Outcome if o.key == rate)
     components = variance_components(table, rate=rate, population=design.population, test_size=results.test_size)
     planning = bootstrap_components(table, assurance=assurance, rate=rate, population=design.population,
                                     test_size=results.test_size, seed=seed)
@@ -347,20 +352,76 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
     return plan
 
 
-def _image_population(images_from: str | None, dataset: str, test_size: int | None) -> tuple[int, str]:
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_options(*, error, relative, workers, fault_overhead, seed, images_from, output, min_images,
+                   assurance) -> None:
+    """Refuse a wrong planner option before any loading (the message names its flag)."""
+    checks = [
+        ("--error", error, _real(error) and 0 < error < 1,
+         "a number strictly between 0 and 1 (0.01 = one point; with --relative a fraction of the rate)"),
+        ("--relative", relative, isinstance(relative, (bool, np.bool_)), "True or False"),
+        ("--workers", workers, workers is None or (_whole(workers) and workers >= 1), "a whole number >= 1"),
+        ("--fault-overhead", fault_overhead,
+         fault_overhead is None or (_real(fault_overhead) and 0 <= fault_overhead < math.inf),
+         "seconds >= 0 (a finite number)"),
+        ("--seed", seed, _whole(seed) and seed >= 0, "a whole number >= 0"),
+        ("--images-from", images_from, images_from is None or (isinstance(images_from, (str, os.PathLike))
+                                                                 and str(images_from).strip() != ""),
+         "a dataset name or the path of an .npz"),
+        ("--campaign-output", output, isinstance(output, (str, os.PathLike)) and str(output).strip() != "",
+         "the name of a folder"),
+        ("--min-images", min_images, _whole(min_images) and min_images >= 2, "a whole number >= 2"),
+        ("--assurance", assurance, _real(assurance) and 0 <= assurance < 1,
+         "a number in [0, 1) (0.8: plan on the 80th bootstrap percentile of each variance component; 0: on the "
+         "pilot's estimates)"),
+    ]
+    for flag, value, ok, expected in checks:
+        if not ok:
+            raise AnalysisError(f"{flag} must be {expected}, found {value!r:.80}.")
+
+
+def _image_population(images_from, dataset: str, test_size: int | None) -> tuple[int, str]:
     if images_from is None:
         if not test_size:
             raise AnalysisError("The pilot's dataset is unknown: give --images-from (a dataset name or .npz).")
         return test_size, dataset
     path = Path(images_from)
     if path.suffix == ".npz":
-        if not path.exists():
-            raise AnalysisError(f"--images-from {path} does not exist.")
-        with np.load(path) as data:
-            return int(data["y"].shape[0]), str(path)
-    from faultzoo.data import dataset_info
+        if not path.is_file():
+            raise AnalysisError(f"--images-from {path} does not exist (or is not a file).")
+        return int(_read_npz(path, ("y",))["y"].shape[0]), str(path)
+    from faultzoo.data import dataset_info  # imports torch: only when needed
 
-    return dataset_info(images_from).test_size, images_from
+    return dataset_info(str(images_from)).test_size, str(images_from)
+
+
+def _read_npz(path, names: tuple[str, ...], rows=None) -> dict[str, np.ndarray]:
+    """Arrays of an image .npz (``rows`` of each when given), or AnalysisError naming the file and the problem."""
+    try:
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not hasattr(data, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            missing = [n for n in names if n not in data.files]
+            if missing:
+                raise KeyError(f"no array {', '.join(missing)} (it holds {', '.join(data.files) or 'none'})")
+            arrays = {n: data[n] for n in names}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise AnalysisError(f"--images-from {path} is not a readable image .npz (x, y[, idx]): {exc}.") from None
+    y = arrays.get("y")
+    if y is not None and y.ndim != 1:
+        raise AnalysisError(f"--images-from {path}: y has shape {y.shape}, expected one label per image.")
+    uneven = [n for n, a in arrays.items() if y is not None and (a.ndim == 0 or a.shape[0] != y.shape[0])]
+    if uneven:
+        raise AnalysisError(f"--images-from {path}: {', '.join(uneven)} does not hold one entry per label of y.")
+    return arrays if rows is None else {n: a[rows] for n, a in arrays.items()}
 
 
 def write_image_sample(source: str, dataset: str, count: int, seed: int, path: str | os.PathLike,
@@ -371,20 +432,26 @@ def write_image_sample(source: str, dataset: str, count: int, seed: int, path: s
     ``root``); the file holds ``x`` (uint8 N x H x W x 3 at the model's input size), ``y`` and
     ``idx`` (positions in the test set), in test-set order, for ``faultzoo campaign --data``.
     """
-    path = Path(path)
+    path = as_path(path, "path")
     rng = np.random.default_rng(seed)
     if str(source).endswith(".npz"):
-        with np.load(source) as data:
-            total = int(data["y"].shape[0])
-            pick = np.sort(rng.choice(total, count, replace=False))
-            x, y = data["x"][pick], data["y"][pick]
-            idx = data["idx"][pick] if "idx" in data.files else pick
+        total = int(_read_npz(source, ("y",))["y"].shape[0])
+        if not 0 < count <= total:
+            raise AnalysisError(f"Cannot draw {count} images from the {total} of {source}.")
+        pick = np.sort(rng.choice(total, count, replace=False))
+        try:
+            arrays = _read_npz(source, ("x", "y", "idx"), pick)
+        except AnalysisError:  # idx is optional
+            arrays = _read_npz(source, ("x", "y"), pick)
+        x, y, idx = arrays["x"], arrays["y"], arrays.get("idx", pick)
     else:
-        from faultzoo.data.sources import dataset_labels, open_raw_dataset
+        from faultzoo.data.sources import dataset_labels, open_raw_dataset  # imports torch: only when needed
         from faultzoo.data.transforms import split_at_to_tensor, test_transform
 
         ds = open_raw_dataset(source, "test", root=root)
         labels = dataset_labels(ds)
+        if not 0 < count <= labels.size:
+            raise AnalysisError(f"Cannot draw {count} images from the {labels.size} of {source}'s test split.")
         pick = np.sort(rng.choice(labels.size, count, replace=False))
         stage, _ = split_at_to_tensor(test_transform(dataset))
         images = []
@@ -394,11 +461,9 @@ def write_image_sample(source: str, dataset: str, count: int, seed: int, path: s
                 image = step(image)
             images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
         x, y, idx = np.stack(images), labels[pick], pick
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part.npz")
-    np.savez(tmp, x=x, y=np.asarray(y, dtype=np.int64), idx=np.asarray(idx, dtype=np.int64))
-    os.replace(tmp, path)
-    return path
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x, y=np.asarray(y, dtype=np.int64), idx=np.asarray(idx, dtype=np.int64))
+    return atomic_write(path, buffer.getvalue())
 
 
 def _commands(plan: Plan, results, images_from: str, written: Path | None, output: str) -> list[str]:
@@ -426,5 +491,5 @@ def _commands(plan: Plan, results, images_from: str, written: Path | None, outpu
             lines.append(f"faultzoo plan {shlex.quote(plan.pilot)} {opts}{' --relative' if plan.relative else ''} "
                          "--write-images plan_images.npz")
     lines.append(f"faultzoo campaign {model} --faults plan_faults.csv --data {shlex.quote(data)} --workers "
-                 f"{plan.cost.workers} -o {shlex.quote(output)}")
+                 f"{plan.cost.workers} -o {shlex.quote(str(output))}")
     return lines

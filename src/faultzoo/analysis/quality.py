@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faultzoo.analysis.table import expect_results
+from faultzoo.outcome import OUTCOME_KEYS, RATE_KEYS
+
 __all__ = ["Finding", "QualityReport", "alignment_profile", "check_quality"]
 
 ERROR, WARNING, OK = "error", "warning", "ok"
@@ -76,8 +79,10 @@ def _parse(results) -> list[Finding]:
 
 
 def _counts(table) -> list[Finding]:
-    total = table.masked + table.non_critical + table.critical
-    negative = np.flatnonzero((table.masked < 0) | (table.non_critical < 0) | (table.critical < 0) | (table.n < 0))
+    counts = [table.count(key) for key in OUTCOME_KEYS]
+    total = np.sum(counts, axis=0)
+    recorded = [table.count(key) for key in RATE_KEYS if getattr(table, key) is not None]
+    negative = np.flatnonzero(np.any(np.less(recorded, 0), axis=0) | (table.n < 0))
     bad = np.flatnonzero(total != table.n)
     out = []
     if negative.size:
@@ -85,9 +90,9 @@ def _counts(table) -> list[Finding]:
                                                      f"{_rows(table, negative)}."))
     if bad.size:
         i = int(bad[0])
-        out.append(Finding(ERROR, "counts-sum", f"{bad.size} row(s) have masked + non_critical + critical != "
-                                                f"n_injections (first: {_rows(table, bad[:1])}: {int(table.masked[i])} + "
-                                                f"{int(table.non_critical[i])} + {int(table.critical[i])} = "
+        out.append(Finding(ERROR, "counts-sum", f"{bad.size} row(s) have {' + '.join(OUTCOME_KEYS)} != "
+                                                f"n_injections (first: {_rows(table, bad[:1])}: "
+                                                f"{' + '.join(str(int(c[i])) for c in counts)} = "
                                                 f"{int(total[i])}, n_injections {int(table.n[i])}): "
                                                 f"{_rows(table, bad)}."))
     return out
@@ -247,7 +252,7 @@ def _alignment(results) -> tuple[list[Finding], dict]:
         return [Finding(OK, "alignment", f"only {usable.size} rows: too few to check that the outcomes follow "
                                          "the fault rows")], {}
     t = table.take(usable)
-    rates = np.column_stack([t.rate("masked"), t.rate("non_critical"), t.rate("critical")])
+    rates = np.column_stack([t.rate(key) for key in OUTCOME_KEYS])
     profile = alignment_profile(t.bit, rates)
     shifts, assoc, z = profile["shifts"], profile["association"], profile["z"]
     at0 = assoc[shifts.index(0)]
@@ -306,8 +311,12 @@ def _selection(results) -> list[Finding]:
 
 
 def check_quality(results) -> QualityReport:
-    """Run every data-quality check on a loaded result set (see the module docstring)."""
-    table = results.table
+    """Run every data-quality check on a loaded result set (see the module docstring).
+
+    Raises:
+        AnalysisError: ``results`` is not a loaded result set.
+    """
+    table = expect_results(results, "check_quality").table
     report = QualityReport()
     report.findings += _parse(results)
     report.findings += _counts(table)

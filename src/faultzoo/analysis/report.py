@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as _dt
+import importlib.util
 import io
 import json
 import os
@@ -16,12 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faultzoo.exceptions import AnalysisError
+import numpy as np
+
+from faultzoo import __version__
+from faultzoo.analysis import plots as plotting
+from faultzoo.analysis.estimate import estimate
+from faultzoo.analysis.load import as_path, check_model_arg, check_progress_arg, load_results
+from faultzoo.analysis.quality import check_quality
+from faultzoo.analysis.stats import z_value
+from faultzoo.analysis.table import Results, section
+from faultzoo.exceptions import FrameworkUnavailableError, OutputError
+from faultzoo.outcome import OUTCOME_KEYS, RATE_LABELS, Outcome
 
 __all__ = ["Report", "default_output", "write_report"]
 
-RATE_NAMES = {"masked": "masked", "non_critical": "non-critical", "critical": "critical (SDC-1)",
-              "nonfinite": "NaN/Inf logits"}
 PLOTS = (
     ("critical_by_bit", "plot_by_bit", "Critical rate by flipped bit",
      "Bars: estimated critical rate of flips of each bit (log scale); whiskers: the interval; x: no critical "
@@ -86,13 +95,12 @@ def default_output(source: Path) -> Path:
 
 def _metadata(results) -> list[tuple[str, str]]:
     prov = results.provenance
-    model = prov.get("model") or {}
-    mprov = model.get("provenance") or {}
-    data = prov.get("data") or {}
-    numerics = prov.get("numerics") or {}
-    engine = prov.get("engine") or {}
-    versions = prov.get("versions") or {}
-    fl = prov.get("fault_list") or {}
+    mprov = section(section(prov, "model"), "provenance")
+    data = section(prov, "data")
+    numerics = section(prov, "numerics")
+    engine = section(prov, "engine")
+    versions = section(prov, "versions")
+    fl = section(prov, "fault_list")
     rows = [("source", f"{results.source} ({results.kind})"),
             ("model", f"{results.model_id or 'unknown'} (from {results.model_from})")]
     if mprov.get("weights_file_sha256") or mprov.get("state_sha256"):
@@ -157,14 +165,15 @@ def _rate_row(name: str, e) -> list[str]:
             "n/a" if image is None else f"{image ** 0.5 * 100:.3g}"]
 
 
-def _group_table(title: str, groups, rates=("masked", "non_critical", "critical")) -> dict:
-    columns = (["group", "faults", "population"] + [f"{RATE_NAMES[r]} %" for r in rates]
+def _group_table(title: str, groups) -> dict:
+    rates = OUTCOME_KEYS
+    columns = (["group", "faults", "population"] + [f"{RATE_LABELS[r]} %" for r in rates]
                + ["critical interval %", "faults ever critical %"])
     rows = []
     for g in groups:
         cells = [g.label, f"{g.faults:,}", _num(g.population)]
         cells += [pct(g.rates[r].value) for r in rates if r in g.rates]
-        cells.append(interval_text(g.rates["critical"]))
+        cells.append(interval_text(g.rates[Outcome.CRITICAL.key]))
         share = g.shares.get("critical_any")
         cells.append(f"{pct(share.value)} ({interval_text(share)})" if share else "n/a")
         rows.append(cells)
@@ -174,7 +183,7 @@ def _group_table(title: str, groups, rates=("masked", "non_critical", "critical"
 def _tables(est) -> list[dict]:
     headline = {"title": "Inference-level rates",
                 "columns": ["outcome", "estimate %", "interval %", "margin ±%", "SE %", "fault SE %", "image SE %"],
-                "rows": [_rate_row(RATE_NAMES[k], v) for k, v in est.overall.items()]}
+                "rows": [_rate_row(RATE_LABELS[k], v) for k, v in est.overall.items()]}
     shares = {"title": "Fault-level shares (Wilson intervals)",
               "columns": ["faults that are", "share %", "interval %", "faults"],
               "rows": [["critical on at least one image", pct(est.fault_level["critical_any"].value),
@@ -186,8 +195,9 @@ def _tables(est) -> list[dict]:
 
 
 def _headline(est) -> str:
-    c = est.overall["critical"]
-    return (f"critical (SDC-1) rate {pct(c.value)} % ({round(100 * est.confidence)} % interval {interval_text(c)} %) "
+    c = est.overall[Outcome.CRITICAL.key]
+    return (f"{RATE_LABELS[Outcome.CRITICAL.key]} rate {pct(c.value)} % ({round(100 * est.confidence)} % interval "
+            f"{interval_text(c)} %) "
             f"over {est.faults:,} faults x {_num(est.images)} images")
 
 
@@ -228,31 +238,36 @@ def write_report(results, output: str | os.PathLike | None = None, *, model: str
 
     Returns:
         The :class:`Report`: paths, the loaded results (with the quality report) and the estimates.
-    """
-    from faultzoo import __version__
-    from faultzoo.analysis import plots as plotting
-    from faultzoo.analysis.estimate import estimate
-    from faultzoo.analysis.load import Results, load_results
 
+    Raises:
+        AnalysisError: a wrong argument, results that cannot be loaded or estimated.
+        OutputError: the report folder cannot be written.
+        FrameworkUnavailableError: matplotlib or jinja2 is not installed.
+    """
+    if not isinstance(results, Results):
+        as_path(results, "results")
+    folder = as_path(output, "output") if output is not None else None
+    check_model_arg(model)
+    check_progress_arg(progress)
+    z_value(confidence)
     _require_plot_extra()
     step = progress or (lambda _: None)
     if not isinstance(results, Results):
         results = load_results(results, model=model, progress=step)
     elif results.quality is None:
-        from faultzoo.analysis.quality import check_quality
-
         results.quality = check_quality(results)
     step("estimates")
     est = estimate(results, confidence=confidence)
-    folder = Path(output) if output is not None else default_output(results.source)
+    folder = folder if folder is not None else default_output(results.source)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        return _write(results, est, folder, step)
     except OSError as exc:
-        raise AnalysisError(f"Cannot write the report to {folder} ({exc.strerror or exc}); choose a folder with "
-                            "-o/--output.") from None
+        raise OutputError(f"Cannot write the report to {folder}: {exc.strerror or exc}. Choose a folder with "
+                          "-o/--output.") from None
+
+
+def _write(results, est, folder: Path, step: Callable[[str], None]) -> Report:
+    folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     figures = []
     for name, function, title, caption in PLOTS:
@@ -288,10 +303,6 @@ def write_report(results, output: str | os.PathLike | None = None, *, model: str
 
 def _require_plot_extra() -> None:
     """Refuse before any work when the plotting and templating libraries are missing."""
-    import importlib.util
-
-    from faultzoo.exceptions import FrameworkUnavailableError
-
     missing = [name for name in ("matplotlib", "jinja2") if importlib.util.find_spec(name) is None]
     if missing:
         raise FrameworkUnavailableError(f"Reports need {' and '.join(missing)}, which are not installed: "
@@ -299,8 +310,6 @@ def _require_plot_extra() -> None:
 
 
 def _json_default(value):
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -13,6 +13,7 @@ outcomes are known, an image component is added (crossed faults x images, see
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -21,16 +22,29 @@ import numpy as np
 
 from faultzoo.exceptions import AnalysisError
 
-__all__ = ["Estimate", "cell_variance", "image_variance", "paired_difference", "rate_from_counts",
-           "rate_from_outcomes", "wilson", "z_value"]
+__all__ = ["METHODS", "Estimate", "cell_variance", "check_method", "image_variance", "paired_difference",
+           "rate_from_counts", "rate_from_outcomes", "wilson", "z_value"]
+
+METHODS = ("wilson", "wald")  # interval methods of the estimators
 
 
 def z_value(confidence: float) -> float:
     """Two-sided normal quantile of a confidence level: 0.95 -> 1.960, 0.99 -> 2.576."""
-    if not isinstance(confidence, (int, float)) or not 0.0 < confidence < 1.0:
-        raise AnalysisError(f"Confidence must lie strictly between 0 and 1, found {confidence!r} (e.g. 0.99; "
-                            "CLI: --confidence).")
-    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.0 < confidence < 1.0:
+        raise AnalysisError(f"Confidence must be a number strictly between 0 and 1, found {confidence!r:.80} (e.g. "
+                            "0.99; CLI: --confidence).")
+    z = NormalDist().inv_cdf(0.5 + float(confidence) / 2.0)
+    if not 0 < z < math.inf:  # a level within rounding of 0 or 1
+        raise AnalysisError(f"Confidence {confidence!r} is too close to {0 if z <= 0 else 1} to give an interval; use "
+                            "a level such as 0.95 or 0.99 (CLI: --confidence).")
+    return z
+
+
+def check_method(method: str) -> str:
+    """``method`` when it is an interval method of :data:`METHODS`."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise AnalysisError(f"Unknown interval method {method!r:.80}; choose one of {', '.join(METHODS)}.")
+    return method
 
 
 def wilson(p: float, n_eff: float, z: float) -> tuple[float, float]:
@@ -234,6 +248,7 @@ def interval(value: float, fault_var: float, image_var: float | None, *, faults:
     all-or-nothing, which holds whatever the unseen faults do. A census has no fault sampling error.
     """
     z = z_value(confidence)
+    check_method(method)
     var = fault_var + (image_var or 0.0)
     se = math.sqrt(max(var, 0.0))
     components = {"fault": fault_var, "image": image_var}
@@ -242,8 +257,6 @@ def interval(value: float, fault_var: float, image_var: float | None, *, faults:
     if method == "wald":
         low, high = max(0.0, value - z * se), min(1.0, value + z * se)
         return Estimate(value, low, high, se, confidence, faults, "wald", components, population)
-    if method != "wilson":
-        raise AnalysisError(f"Unknown interval method {method!r}; choose 'wilson' or 'wald'.")
     if census and var <= 0:
         return Estimate(value, value, value, 0.0, confidence, faults, "census", components, population, math.inf)
     bound = faults / fpc if fpc > 0 else math.inf

@@ -7,11 +7,12 @@ provenance names, sub-selected as the campaign did and checked by its fingerprin
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 
-from faultzoo.analysis.load import OPTIONAL_COLUMNS, FaultTable, _Columns, _selection_info
+from faultzoo.analysis.table import OPTIONAL_COLUMNS, Columns, FaultTable, check_provenance, section, selection_info
 from faultzoo.exceptions import AnalysisError, FaultzooError
 
 __all__ = ["read_store"]
@@ -20,24 +21,26 @@ __all__ = ["read_store"]
 def read_store(path: Path) -> tuple[FaultTable, dict, np.ndarray | None]:
     """Results of a campaign store (read-only), with their fault rows: stored beside the results
     (schema 2), or rebuilt from the fault list the provenance names (older stores)."""
-    from faultzoo.campaign.store import ResultStore
+    from faultzoo.campaign.store import ResultStore  # imports torch: only when needed
 
     try:
         store = ResultStore.open_readonly(path)
-    except FaultzooError as exc:
+        try:
+            identity, meta = store.identity or {}, store.meta or {}
+            stored = store.results()
+            faults = store.faults() if hasattr(store, "faults") else []
+            runs = store.runs()
+        finally:
+            store.close()
+    except (FaultzooError, sqlite3.Error, OSError, ValueError, KeyError, TypeError) as exc:
         raise AnalysisError(f"{path} is not a readable faultzoo result store ({exc}).") from None
-    try:
-        identity, meta = store.identity or {}, store.meta or {}
-        stored = store.results()
-        faults = store.faults() if hasattr(store, "faults") else []
-        runs = store.runs()
-    finally:
-        store.close()
-    provenance = dict(meta)
-    provenance["identity"] = identity
+    if not isinstance(meta, dict) or not isinstance(identity, dict):
+        raise AnalysisError(f"{path} is not a readable faultzoo result store (its metadata is not an object).")
+    provenance = check_provenance({**meta, "identity": identity}, path)
+    last = section(runs[-1], "provenance") if runs else {}
     if runs:
-        provenance.setdefault("workers", runs[-1]["provenance"].get("workers"))
-        provenance.setdefault("engine", {"engine": runs[-1]["provenance"].get("engine")})
+        provenance.setdefault("workers", last.get("workers"))
+        provenance.setdefault("engine", {"engine": last.get("engine")})
     if not stored:
         raise AnalysisError(f"{path} holds no results yet: let the campaign run, then report.")
     rows = {f["fault_id"]: f for f in faults}
@@ -48,7 +51,7 @@ def read_store(path: Path) -> tuple[FaultTable, dict, np.ndarray | None]:
                                 f"{len(fault_list)} faults.")
         rows = {i: {"injection": fault_list.id_of(i), "param": f.param, "index": f.index, "bits": f.bits,
                     "kind": f.kind.value} for i, f in enumerate(fault_list)}
-    out = _Columns(OPTIONAL_COLUMNS)
+    out = Columns(OPTIONAL_COLUMNS)
     for r in stored:
         f = rows[r.fault_id]
         out.add(injection=f["injection"], param=f["param"], index=tuple(f["index"]),
@@ -63,16 +66,16 @@ def read_store(path: Path) -> tuple[FaultTable, dict, np.ndarray | None]:
 
 def _rebuild_fault_list(path: Path, provenance: dict):
     """The campaign's fault list: re-read from its source and sub-selected, checked by fingerprint."""
-    from faultzoo.faults import read_fault_list
+    from faultzoo.faults import read_fault_list  # imports torch: only when needed
 
-    identity = provenance.get("identity") or {}
-    info = provenance.get("fault_list") or {}
+    identity = section(provenance, "identity")
+    info = section(provenance, "fault_list")
     source, wanted = info.get("source"), identity.get("fault_list_sha256") or info.get("sha256")
     remedy = ("Let the campaign finish (its exports then hold every fault row) or report on its results.csv.")
-    if not source or not Path(source).exists():
+    if not isinstance(source, str) or not source or not Path(source).is_file():
         raise AnalysisError(f"{path} has no results.csv and its fault list {source!r} is not readable here. {remedy}")
     full = read_fault_list(source, model_id=identity.get("model_id"))
-    selection = _selection_info(provenance)
+    selection = selection_info(provenance)
     count = identity.get("faults")
     candidates = [full]
     if selection.get("fault_limit"):

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from faultzoo.backends.golden import GoldenRun
-from faultzoo.outcome import Classified
+from faultzoo.backends.classify import Classified
 from faultzoo._registry import BACKENDS
 from faultzoo.exceptions import OptionError
 from faultzoo.faults import Fault
@@ -75,22 +75,24 @@ class EngineEntry:
     summary: str
     default_options: Callable[[int], dict]  # engines sharing the machine's memory -> options unless the caller set them
     label: str
+    targets: tuple[str, ...]  # the fault target kinds it runs (faultzoo.faults.target_kinds)
 
 
 _REGISTRY: dict[str, dict[str, EngineEntry]] = {}  # backend -> name -> entry
 
 
 def register_engine(backend: str, name: str, summary: str, *, label: str | None = None,
-                    default_options: Callable[[int], dict] = lambda workers: {}):
+                    default_options: Callable[[int], dict] = lambda workers: {}, targets: tuple[str, ...] = ("weight",)):
     """Decorator of an engine class (or of a function that builds one): make it the engine ``name`` of
-    the framework backend ``backend`` (to make_engine, the runner and ``--engine``)."""
+    the framework backend ``backend`` (to make_engine, the runner and ``--engine``), for faults of the
+    target kinds ``targets``."""
 
     def decorate(cls):
         engines = _REGISTRY.setdefault(backend, {})
         if name in engines:
             raise ValueError(f"engine {name!r} of {backend} is already registered (by "
                              f"{engines[name].factory.__qualname__})")
-        engines[name] = EngineEntry(backend, name, cls, summary, default_options, label or name)
+        engines[name] = EngineEntry(backend, name, cls, summary, default_options, label or name, tuple(targets))
         return cls
 
     return decorate
@@ -124,10 +126,11 @@ def engine_entry(backend: str, name: object) -> EngineEntry:
             entry = next((e for e in _engines(other).values() if e.label == name and e.name != name), None)
             if other != backend and entry is not None:
                 raise OptionError("engine", name, f"this engine runs on the {other} framework: choose framework "
-                                  f"{other!r} with engine {entry.name!r}.")
+                                  f"{other!r} with engine {entry.name!r}.", usage=True)
     close = difflib.get_close_matches(name, list(engines), n=1) if isinstance(name, str) else []
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise OptionError("engine", name, f"unknown engine of the {backend} framework; choose one of {names}.{hint}")
+    raise OptionError("engine", name, f"unknown engine of the {backend} framework; choose one of {names}.{hint}",
+                      usage=True)
 
 
 def make_engine(backend: str, name: str, model: nn.Module, x: torch.Tensor, golden: GoldenRun, *, batch_size: int,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.outcome import top1
+from faultzoo.backends.classify import top1
 from faultzoo.inference import BatchCallback, predict_logits
 
 

@@ -19,6 +19,7 @@ from faultzoo.backends.torch.numerics import versions
 from faultzoo.campaign.spec import IMAGEFOLDER, CampaignSpec, campaign_identity
 from faultzoo.exceptions import DatasetError, OptionError, UnknownModelError
 from faultzoo.faults import FaultList, read_fault_list, validate
+from faultzoo.faults.target_kinds import WEIGHT, TargetKind, target_kind_of
 
 __all__ = ["LoadedCampaign", "load_campaign", "load_images", "load_model", "subset"]
 
@@ -34,6 +35,7 @@ class LoadedCampaign:
     identity: dict
     provenance: dict
     runnable: Runnable = field(default_factory=Runnable)  # what the backend's engines run besides the model
+    target_kind: TargetKind = WEIGHT  # where the list's faults lie
 
 
 def load_model(spec: CampaignSpec, *, progress: bool = False) -> nn.Module:
@@ -125,6 +127,10 @@ def load_campaign(spec: CampaignSpec, *, numerics: dict) -> LoadedCampaign:
     fault_list = _select_faults(spec, model)
     selection = load_images(spec)
     classes = check_model_takes_images(model, selection, spec.model_id)
+    target_kind = target_kind_of(fault_list)
+    if target_kind.name not in spec.engine_entry.targets:
+        raise OptionError("engine", spec.engine, f"the {spec.framework} engine does not run {target_kind.name} faults "
+                          f"(it runs {', '.join(spec.engine_entry.targets)} faults).")
     spec.backend.check_faults(model, fault_list)
     runnable = spec.backend.runnable(model, selection)
     state_hash = model_state_sha256(model)
@@ -142,7 +148,7 @@ def load_campaign(spec: CampaignSpec, *, numerics: dict) -> LoadedCampaign:
         "platform": platform.platform(),
         **runnable.provenance,
     }
-    return LoadedCampaign(spec, model, fault_list, selection, identity, provenance, runnable)
+    return LoadedCampaign(spec, model, fault_list, selection, identity, provenance, runnable, target_kind)
 
 
 def _model_provenance(spec: CampaignSpec, model: nn.Module, state_hash: str, classes: int) -> dict:

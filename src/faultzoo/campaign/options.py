@@ -35,7 +35,7 @@ class Option:
     def validate(self, value: object) -> None:
         problem = self.check(value)
         if problem is not None:
-            raise OptionError(self.name, value, problem)
+            raise OptionError(self.name, value, problem, usage=True)
 
 
 # ---------------------------------------------------------------------------- value checks
@@ -158,9 +158,10 @@ def check_options(values: Mapping[str, object]) -> None:
             _BY_NAME[name].validate(value)
     if values.get("dask") is not None and values.get("workers", 1) > 1:
         raise OptionError("dask", values["dask"], f"choose workers or dask, not both (e.g. dask='local:"
-                          f"{values['workers']}').")
+                          f"{values['workers']}').", usage=True)
     if values.get("executor") is not None and (values.get("dask") is not None or values.get("workers", 1) > 1):
-        raise OptionError("executor", values["executor"], "an executor object replaces workers and dask: give one.")
+        raise OptionError("executor", values["executor"], "an executor object replaces workers and dask: give one.",
+                          usage=True)
 
 
 def args_docstring() -> str:

@@ -221,7 +221,8 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
             store.end_run(status)
         results = store.results()
     complete = len(results) == len(plan.fault_list)
-    summary = summarize(plan.fault_list, results, golden)
+    summary = summarize(plan.fault_list, results, golden,
+                        lambda fault: plan.target_kind.word_format(plan.model, fault))
     exports = export_all(output, plan.fault_list, results, model=plan.model, provenance={
         **plan.provenance, "identity": plan.identity, "golden_top1": golden.accuracy, "engine": engine_info,
         "summary": summary.to_dict()}) if complete else {}
@@ -281,7 +282,7 @@ def _execute(store: ResultStore, plan: LoadedCampaign, inputs: Inputs, pending: 
     """Engine -> worker preparation -> tasks -> results streamed into the store."""
     spec, fault_list = plan.spec, plan.fault_list
     defaults = spec.engine_entry.default_options(executor.workers)
-    params = tuple(dict.fromkeys(fault_list[i].param for i in pending))
+    params = tuple(dict.fromkeys(plan.target_kind.task_key(fault_list[i]) for i in pending))
     engine = make_engine(spec.framework, spec.engine, inputs.model, inputs.x, inputs.golden, batch_size=spec.batch_size,
                          params=params, **{**defaults, **spec.options, **inputs.engine_inputs})
     setup = WorkerSetup(identity_token(plan.identity, spec), spec.framework, spec.engine, spec.batch_size, params,
@@ -290,7 +291,8 @@ def _execute(store: ResultStore, plan: LoadedCampaign, inputs: Inputs, pending: 
     prepare_started = time.perf_counter()
     executor.prepare(setup, engine)
     prepare_seconds = time.perf_counter() - prepare_started
-    tasks = make_tasks(fault_list, pending, engine.cost, parallel=executor.workers, size=spec.task_size)
+    tasks = make_tasks(fault_list, pending, engine.cost, parallel=executor.workers, size=spec.task_size,
+                       key=plan.target_kind.task_key)
     committer = _Committer(store, len(fault_list), len(fault_list) - len(pending), callbacks)
     description = executor.run(tasks, committer)
     return {**description, "timing": {**committer.timing(executor.workers), "prepare_s": prepare_seconds}}

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from faultzoo.backends.golden import GoldenRun
 from faultzoo.campaign.store import FaultResult
-from faultzoo.faults import FaultList
+from faultzoo.exceptions import OptionError
+from faultzoo.faults import Fault, FaultList
+from faultzoo.faults.formats import WordFormat
+from faultzoo.outcome import OUTCOME_KEYS, RATE_KEYS
 
-
-def bit_class(bit: int, width: int = 32) -> str:
-    """IEEE-754 field of a bit of a binary32 word (0 = mantissa LSB, 23-30 exponent, 31 sign)."""
-    if width != 32:
-        raise ValueError("bit classes are defined here for float32 words")
-    return "sign" if bit == 31 else "exponent" if bit >= 23 else "mantissa"
+_COUNTS = ("faults", "n", *RATE_KEYS)  # a tally's fields
 
 
 @dataclass
@@ -37,12 +35,12 @@ class Tally:
     def rate(self, what: str) -> float:
         """Share of the inferences in class ``what`` (masked, non_critical, critical, nonfinite), as a
         fraction in [0, 1] (the API's convention; multiply by 100 for a percentage)."""
-        if what not in ("masked", "non_critical", "critical", "nonfinite"):
-            raise ValueError(f"rate({what!r}): expected masked, non_critical, critical or nonfinite")
+        if what not in RATE_KEYS:
+            raise OptionError("what", what, f"expected one of {', '.join(RATE_KEYS)}.")
         return getattr(self, what) / self.n if self.n else float("nan")
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, **{f"{k}_pct": 100 * self.rate(k) for k in ("masked", "non_critical", "critical")}}
+        return {**self.__dict__, **{f"{k}_pct": 100 * self.rate(k) for k in OUTCOME_KEYS}}
 
 
 @dataclass
@@ -59,7 +57,7 @@ class CampaignSummary:
     def from_dict(cls, data: dict) -> CampaignSummary:
         """The summary that :meth:`to_dict` wrote (as in provenance.json)."""
         def tally(d: dict) -> Tally:
-            return Tally(**{k: d[k] for k in ("faults", "n", "masked", "non_critical", "critical", "nonfinite")})
+            return Tally(**{k: d[k] for k in _COUNTS})
 
         return cls(data["faults_total"], data["faults_done"], data["golden_top1"], data["images"], tally(data["total"]),
                    {k: tally(v) for k, v in data["by_bit_class"].items()},
@@ -72,14 +70,17 @@ class CampaignSummary:
                 "by_layer": {k: v.to_dict() for k, v in self.by_layer.items()}}
 
 
-def summarize(fault_list: FaultList, results: Sequence[FaultResult], golden: GoldenRun) -> CampaignSummary:
+def summarize(fault_list: FaultList, results: Sequence[FaultResult], golden: GoldenRun,
+              word_format: Callable[[Fault], WordFormat]) -> CampaignSummary:
+    """Tallies overall, by bit field of the faulty word (``word_format``: the format of a fault's word) and
+    by layer."""
     summary = CampaignSummary(len(fault_list), len(results), golden.accuracy, len(golden.labels))
     order = ("sign", "exponent", "mantissa", "multi-bit")
     summary.by_bit_class = {k: Tally() for k in order}
     for r in results:
         fault = fault_list[r.fault_id]
         summary.total.add(r)
-        cls = bit_class(fault.bits[0]) if len(fault.bits) == 1 else "multi-bit"
+        cls = word_format(fault).field_of(fault.bits[0]) if len(fault.bits) == 1 else "multi-bit"
         summary.by_bit_class[cls].add(r)
         summary.by_layer.setdefault(fault.layer, Tally()).add(r)
     summary.by_bit_class = {k: v for k, v in summary.by_bit_class.items() if v.faults}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from faultzoo.faults import Fault, FaultList
+from faultzoo.faults.target_kinds import target_kind_of
 
 __all__ = ["Task", "make_tasks", "plan_tasks"]
 
@@ -27,20 +28,22 @@ _TASK_MAX_FAULTS = 128  # a task is committed as a whole: keep what an interrupt
 
 
 def make_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
-               size: int | None = None) -> list[Task]:
+               size: int | None = None, key: Callable[[Fault], str] | None = None) -> list[Task]:
     """The pending faults as tasks (see :func:`plan_tasks`), each with its estimated cost."""
-    groups = [ids for ids in plan_tasks(fault_list, pending, cost, parallel=parallel, size=size) if ids]
+    groups = [ids for ids in plan_tasks(fault_list, pending, cost, parallel=parallel, size=size, key=key) if ids]
     return [Task(k, tuple((i, fault_list[i]) for i in ids), sum(cost(fault_list[i]) for i in ids))
             for k, ids in enumerate(groups)]
 
 
 def plan_tasks(fault_list: FaultList, pending: list[int], cost: Callable[[Fault], float], *, parallel: int,
-               size: int | None = None) -> list[list[int]]:
-    """Group pending faults into tasks: a layer's faults together (the fast engine stacks them), tasks of
-    about equal estimated work (``cost`` per fault), the heaviest first and the last ones halved, so
+               size: int | None = None, key: Callable[[Fault], str] | None = None) -> list[list[int]]:
+    """Group pending faults into tasks: the faults of one group together (``key``: the list's target kind's
+    :attr:`~faultzoo.faults.target_kinds.TargetKind.task_key`, whose groups the fast engines stack), tasks
+    of about equal estimated work (``cost`` per fault), the heaviest first and the last ones halved, so
     that no worker is left alone with a long task at the end. ``size`` fixes the number of faults per
     task instead."""
-    ordered = sorted(pending, key=lambda i: (fault_list[i].param, i))
+    key = key or target_kind_of(fault_list).task_key
+    ordered = sorted(pending, key=lambda i: (key(fault_list[i]), i))
     weights = {i: cost(fault_list[i]) for i in ordered}
     if size:
         tasks = [ordered[s: s + size] for s in range(0, len(ordered), size)]

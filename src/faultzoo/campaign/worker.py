@@ -33,7 +33,8 @@ from faultzoo.campaign.tasks import Task
 from faultzoo.exceptions import CampaignMismatchError, ExactnessError
 from faultzoo.faults.bits import same_bits
 from faultzoo.inference import batch_slices
-from faultzoo.outcome import Classified, Outcome
+from faultzoo.outcome import Outcome
+from faultzoo.backends.classify import Classified
 from faultzoo.zoo import state_sha256
 
 __all__ = ["Inputs", "ModelFromRecipe", "Recipe", "TaskOutput", "WorkerSetup", "evaluate", "logits_sha256", "memory_sharers", "prepare",

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from faultzoo.exceptions import FaultzooError, OptionError
+from faultzoo import _env
 
 app = typer.Typer(
     name="faultzoo",
@@ -36,8 +37,13 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show progress logs, and the start-up messages of "
+                                          "TensorFlow and Dask (hidden by default).")] = False,
 ) -> None:
     """Fault-injection reliability studies of DNNs: model zoo, fault lists, campaigns, analysis."""
+    if verbose:
+        os.environ[_env.VERBOSE] = "1"  # read by the modules that silence TensorFlow's start-up output
+        _log_level(logging.INFO)
 
 
 # Each module defines register(app) and adds its own command(s).
@@ -64,9 +70,20 @@ def flag_of(parameter: str) -> str:
     return declared_flag(parameter) or "--" + parameter.replace("_", "-")
 
 
+def _log_level(level: int | str) -> None:
+    """Log records at ``level`` and above, whatever level a library sets on its own loggers (Dask's are at
+    INFO: its ~30 start-up lines per local cluster are shown with --verbose only)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        handler.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; a FaultzooError becomes one red line and exit status 1."""
-    logging.basicConfig(level=os.environ.get("FAULTZOO_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    """Entry point: run the app; a FaultzooError becomes one red line and exit status 1 (2 for a wrong
+    option value)."""
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    _log_level(os.environ.get("FAULTZOO_LOGLEVEL", "WARNING"))
     try:
         code = app(args=argv, standalone_mode=False)
         # In non-standalone mode typer *returns* exit codes, Ctrl-C included (130).
@@ -77,10 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     except FaultzooError as exc:
         if os.environ.get("FAULTZOO_DEBUG"):
             raise
-        if isinstance(exc, OptionError):  # a wrong option: a usage error, as the command line's own
+        if isinstance(exc, OptionError):
             print_error(exc.message(flag_of(exc.parameter)))
-            sys.exit(2)
-        print_error(str(exc))
+            if exc.usage:  # a wrong value whatever the inputs: a usage error, as the command line's own
+                sys.exit(2)
+        else:
+            print_error(str(exc))
         err_console.print("(set FAULTZOO_DEBUG=1 for a traceback)", style="dim", markup=False)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from faultzoo.campaign.options import option
 from faultzoo.cli._common import console, progress_bar, weights_arg
+from faultzoo.outcome import RATE_KEYS, RATE_LABELS, Outcome
 
 EXAMPLES = """\b
 Re-running the same command resumes an interrupted campaign, with any of --workers or --dask.
@@ -84,6 +85,9 @@ def campaign(
         def on_progress(p) -> None:
             # The first call comes once every input is validated: no bar is drawn for a refused campaign.
             nonlocal task
+            if task is None and p.faults_done:
+                console.print(f"resuming: {p.faults_done:,} of {p.faults_total:,} faults already stored",
+                              highlight=False)
             if task is None:
                 task = bar.add_task(f"campaign {model_id}" + (f" ({framework})" if framework != "torch" else ""),
                                     total=p.faults_total, rate="")
@@ -101,8 +105,6 @@ def campaign(
 
 
 def print_summary(result) -> None:
-    from faultzoo.outcome import RATE_KEYS, RATE_LABELS, Outcome  # torch comes with it: not for --help
-
     s = result.summary
     table = Table(title=f"{s.faults_done} faults x {s.images} images (golden top-1 {s.golden_top1:.2f}%)")
     rates = [o.key for o in Outcome]

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from faultzoo.outcome import OUTCOME_KEYS
+
 EXAMPLES = """
 Examples:
 
@@ -25,7 +27,7 @@ def plan(
     error: Annotated[float, typer.Option("--error", help="Target margin: 0.01 = +-1 point (absolute), or a fraction of the rate with --relative.")] = 0.01,
     confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.9999, help="Confidence level of the margin.")] = 0.99,
     relative: Annotated[bool, typer.Option("--relative", help="--error is relative to the pilot's rate.")] = False,
-    rate: Annotated[str, typer.Option("--rate", help="critical, masked or non_critical.")] = "critical",
+    rate: Annotated[str, typer.Option("--rate", help="Outcome class whose rate is planned (an unknown name lists the classes).")] = "critical",
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Workers of the planned campaign (default: the pilot's).")] = None,
     fault_overhead: Annotated[float | None, typer.Option("--fault-overhead", min=0.0, help="Fixed seconds per fault (default 0: the pilot's time is all per image).")] = None,
     min_images: Annotated[int, typer.Option("--min-images", min=2, help="Fewest images a design may use.")] = 30,
@@ -37,9 +39,8 @@ def plan(
 ) -> None:
     """Recommend n faults x m images reaching a target margin at the least predicted time."""
     from faultzoo.analysis import plan_campaign
-
-    if rate not in ("critical", "masked", "non_critical"):
-        raise typer.BadParameter(f"{rate!r} is not one of critical, masked, non_critical", param_hint="--rate")
+    if rate not in OUTCOME_KEYS:
+        raise typer.BadParameter(f"{rate!r} is not one of {', '.join(OUTCOME_KEYS)}", param_hint="--rate")
     if not 0 < error < 1:
         raise typer.BadParameter(f"{error!r} must lie strictly between 0 and 1", param_hint="--error")
     result = plan_campaign(pilot, error=error, confidence=confidence, relative=relative, rate=rate, workers=workers,

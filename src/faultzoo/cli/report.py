@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from faultzoo.outcome import RATE_LABELS
+
 EXAMPLES = """
 Examples:
 
@@ -41,8 +43,7 @@ def report(
 
 def summary_lines(done) -> list[str]:
     """The terminal summary: quality verdict and problems, headline rates, where the report is."""
-    from faultzoo.analysis.report import RATE_NAMES, interval_text, pct
-
+    from faultzoo.analysis.report import interval_text, pct
     quality, est = done.results.quality, done.estimates
     problems = [f for f in quality.findings if f.level != "ok"]
     lines = [f"data quality: {quality.verdict.upper()}" + (f" ({len(problems)} problem(s))" if problems else "")]
@@ -50,9 +51,9 @@ def summary_lines(done) -> list[str]:
     images = f"{est.images:,}" if est.images else "?"
     lines.append(f"rates ({round(100 * est.confidence)} % intervals; {est.faults:,} faults x {images} images; "
                  f"design {est.design.name}):")
-    width = max(len(RATE_NAMES[k]) for k in est.overall)
+    width = max(len(RATE_LABELS[k]) for k in est.overall)
     for key, e in est.overall.items():
-        lines.append(f"  {RATE_NAMES[key]:<{width}}  {pct(e.value):>8} %   [{interval_text(e)}]")
+        lines.append(f"  {RATE_LABELS[key]:<{width}}  {pct(e.value):>8} %   [{interval_text(e)}]")
     share = est.fault_level["critical_any"]
     lines.append(f"  faults critical on at least one image: {pct(share.value)} % [{interval_text(share)}]")
     lines.append(f"report: {done.html}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from types import ModuleType
 
+from faultzoo import _env
 from faultzoo.exceptions import FrameworkUnavailableError
 
 INSTALL_HINT = 'pip install "faultzoo[tf]"'
@@ -25,8 +28,9 @@ def require_keras() -> tuple[ModuleType, ModuleType]:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     _load_triton_first()
     try:
-        import tensorflow as tf
-        import keras
+        with _native_stderr_silenced(not _env.verbose()):
+            import tensorflow as tf
+            import keras
     except ImportError as exc:  # sys.modules[name] = None also lands here
         raise FrameworkUnavailableError(
             f"Keras twins need TensorFlow and Keras 3, which are not importable here ({exc}). "
@@ -45,6 +49,28 @@ def require_keras() -> tuple[ModuleType, ModuleType]:
     # Strict IEEE float32: no TF32 matmul/conv on GPUs that support it (the twins are compared bit for bit).
     tf.config.experimental.enable_tensor_float_32_execution(False)
     return keras, tf
+
+
+@contextmanager
+def _native_stderr_silenced(silence: bool) -> Iterator[None]:
+    """TensorFlow's C++ libraries print an absl warning and a oneDNN notice (twice) on import, whatever
+    TF_CPP_MIN_LOG_LEVEL says: send file descriptor 2 to /dev/null while they load."""
+    if not silence:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no usable descriptor 2: nothing to silence
+        yield
+        return
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _load_triton_first() -> None:

@@ -14,8 +14,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from faultzoo.outcome import UNSET, Classified, classify
-from faultzoo.outcome import OutcomeSink as Sink
+from faultzoo.backends.classify import UNSET, Classified, classify
+from faultzoo.backends.classify import OutcomeSink as Sink
 
 __all__ = ["UNSET", "Pending", "Sink", "rows_equal"]
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from faultzoo.backends.golden import GoldenRun
-from faultzoo.outcome import Classified, classify
+from faultzoo.backends.classify import Classified, classify
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults import Fault
 from faultzoo.inference import batch_slices

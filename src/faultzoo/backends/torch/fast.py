@@ -37,7 +37,7 @@ from faultzoo.backends.torch.fast_layer import FaultyLayer
 from faultzoo.backends.torch.graph import GraphPlan, LayerProgram, prepare_graph
 from faultzoo.backends.torch.reference import ReferenceEngine
 from faultzoo.backends.golden import GoldenRun
-from faultzoo.outcome import Classified
+from faultzoo.backends.classify import Classified
 from faultzoo.faults import Fault, is_noop
 
 __all__ = ["FastEngine"]

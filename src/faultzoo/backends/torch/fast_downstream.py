@@ -25,8 +25,9 @@ import torch.fx as fx
 
 from faultzoo.backends.torch.graph import GraphPlan, LayerProgram
 from faultzoo.backends.golden import GoldenRun
-from faultzoo.outcome import UNSET, Outcome, classify
-from faultzoo.outcome import OutcomeSink as Sink
+from faultzoo.outcome import Outcome
+from faultzoo.backends.classify import UNSET, classify
+from faultzoo.backends.classify import OutcomeSink as Sink
 from faultzoo.exceptions import ExactnessError
 from faultzoo.faults.bits import same_bits, same_bits_rows
 from faultzoo.inference import batch_slices

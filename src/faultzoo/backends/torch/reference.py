@@ -14,7 +14,7 @@ from torch import nn
 
 from faultzoo.backends.engines import register_engine
 from faultzoo.backends.golden import GoldenRun
-from faultzoo.outcome import Classified, classify
+from faultzoo.backends.classify import Classified, classify
 from faultzoo.faults import Fault, injected
 from faultzoo.inference import batch_slices
 

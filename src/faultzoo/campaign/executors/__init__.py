@@ -26,6 +26,6 @@ def make_executor(*, workers: int = 1, dask: str | None = None) -> Executor:
     if dask is not None:
         if workers > 1:
             raise OptionError("dask", dask, f"choose workers or dask, not both: the Dask cluster decides the workers "
-                              f"(e.g. dask='local:{workers}').")
+                              f"(e.g. dask='local:{workers}').", usage=True)
         return DaskExecutor(dask)
     return ProcessesExecutor(workers) if workers > 1 else InlineExecutor()

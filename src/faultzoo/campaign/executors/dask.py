@@ -64,27 +64,28 @@ def parse_dask_target(text: str) -> DaskTarget:
     """``local:N``, ``tcp://HOST:PORT`` (or another Dask protocol) or the path of a scheduler file (JSON).
 
     Raises:
-        FaultzooError: none of these (the message shows each form).
+        OptionError: none of these (the message shows each form).
     """
     forms = "local:N (a cluster of N processes here), tcp://HOST:PORT or the path of a scheduler file (JSON)"
     if text.startswith("local:"):
         count = text.removeprefix("local:")
         if not count.isdigit() or int(count) < 1:
-            raise OptionError("dask", text, "N of local:N must be a whole number >= 1, e.g. local:2.")
+            raise OptionError("dask", text, "N of local:N must be a whole number >= 1, e.g. local:2.", usage=True)
         return DaskTarget(text, workers=int(count))
     if "://" in text:
         parts = urlsplit(text)
         if not parts.hostname or parts.port is None:
             raise OptionError("dask", text, "a scheduler address needs a host and a port, e.g. "
-                              "tcp://10.0.0.5:8786.")
+                              "tcp://10.0.0.5:8786.", usage=True)
         return DaskTarget(text, address=text)
     path = Path(text).expanduser()
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
             raise OptionError("dask", text, f"scheduler file {path} does not exist. Start the scheduler first "
-                              f"(dask scheduler --scheduler-file {path}, or a SLURMCluster; see docs/cluster.md).")
+                              f"(dask scheduler --scheduler-file {path}, or a SLURMCluster; see docs/cluster.md).",
+                              usage=True)
         return DaskTarget(text, scheduler_file=path.resolve())
-    raise OptionError("dask", text, f"expected {forms}.")
+    raise OptionError("dask", text, f"expected {forms}.", usage=True)
 
 
 @contextmanager

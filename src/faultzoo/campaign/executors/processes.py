@@ -21,7 +21,9 @@ import os
 import sys
 import threading
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing import spawn
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -56,11 +58,14 @@ class ProcessesExecutor(Executor):
         self._pool: _Pool | None = None
         self._setup: WorkerSetup | None = None
         self._engine_description: dict = {}
+        self._needs_main = False  # whether workers must import the caller's __main__ (see check)
         self.restarts = 0  # pools replaced after a worker died
 
     def check(self, plan: LoadedCampaign) -> None:
         """Workers read the model and the images from shared memory: refuse, before any compute, a
         machine whose shared memory cannot hold them (writing past its end is a SIGBUS, not an error)."""
+        # Worker processes need the caller's __main__ only for a model whose classes are defined there.
+        self._needs_main = any(type(m).__module__ == "__main__" for m in plan.model.modules())
         if torch.device(plan.spec.device).type != "cpu":
             raise OptionError("workers", self.workers, f"worker processes are for CPUs; on {plan.spec.device} use one "
                               f"(one process drives the GPU).")
@@ -73,7 +78,7 @@ class ProcessesExecutor(Executor):
 
     def start(self) -> None:
         if self._pool is None:
-            self._pool = _Pool(self.workers)
+            self._pool = _Pool(self.workers, needs_main=self._needs_main)
 
     def prepare(self, setup: WorkerSetup, engine: Engine) -> None:
         inputs = setup.inputs
@@ -154,7 +159,7 @@ class ProcessesExecutor(Executor):
         self.restarts += 1
         _logger.warning("a worker process died: running %d unfinished task(s) again on a new pool", len(lost))
         self._pool.close()
-        self._pool = _Pool(self.workers)
+        self._pool = _Pool(self.workers, needs_main=self._needs_main)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current pool's workers that have started (for monitoring)."""
@@ -172,8 +177,8 @@ class ProcessesExecutor(Executor):
 class _Pool:
     """A ProcessPoolExecutor whose workers all start now, from a background thread."""
 
-    def __init__(self, workers: int):
-        self.workers = workers
+    def __init__(self, workers: int, *, needs_main: bool = False):
+        self.workers, self.needs_main = workers, needs_main
         # Workers import the factory files this process imported by path, under the same module names,
         # so that a model object of one of their classes can be unpickled there.
         self.executor = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker,
@@ -186,7 +191,8 @@ class _Pool:
 
     def _start_all(self) -> None:
         try:
-            self._warm_up.extend(self.executor.submit(_warm_up) for _ in range(self.workers))
+            with _caller_main_left_out(not self.needs_main):  # the processes start during these submits
+                self._warm_up.extend(self.executor.submit(_warm_up) for _ in range(self.workers))
         except BaseException as exc:  # surfaced by ready()
             self._warm_up.append(exc)
 
@@ -224,6 +230,37 @@ def _context() -> multiprocessing.context.BaseContext:
         context.set_forkserver_preload(_PRELOAD)  # no effect once this process's fork server runs
         return context
     return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def _caller_main_left_out(leave_out: bool) -> Iterator[None]:
+    """While worker processes start: tell them nothing of the caller's ``__main__``.
+
+    A process that multiprocessing spawns (or forks from its fork server) first imports the parent's
+    main module again, from its file: a script without an ``if __name__ == "__main__":`` guard would then
+    start the whole campaign again in every worker, and ``python -`` or a notebook has no file to import.
+    Workers need only faultzoo and the campaign's setup, unless the model's classes are defined in
+    ``__main__`` (``leave_out`` False: then the script is imported, and must guard its campaign)."""
+    if not leave_out:
+        yield
+        return
+    original = spawn.get_preparation_data
+
+    def without_main(name: str) -> dict:
+        data = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    with _PREPARATION_LOCK:
+        spawn.get_preparation_data = without_main
+        try:
+            yield
+        finally:
+            spawn.get_preparation_data = original
+
+
+_PREPARATION_LOCK = threading.Lock()
 
 
 def _check_importable(model: torch.nn.Module) -> None:
