@@ -58,7 +58,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("zoo",      ("faultzoo.zoo.*",)),
     ("data",     ("faultzoo.data.*", "faultzoo.inference")),
     ("base",     ("faultzoo._registry", "faultzoo._files", "faultzoo._hub", "faultzoo._sharedmem", "faultzoo._env",
-                  "faultzoo.outcome", "faultzoo.exceptions", "faultzoo")),  # top-level __init__: maps names lazily through importlib strings
+                  "faultzoo.outcome", "faultzoo.layouts", "faultzoo.exceptions",
+                  "faultzoo")),  # top-level __init__: maps names lazily through importlib strings
 )
 
 # The framework-neutral core: no mention of Keras, no branching on a framework's name.

@@ -56,7 +56,11 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"Cannot create the folder {path.parent} for {path.name}: {_reason(exc)}.") from None
-    if path.is_dir():
+    try:
+        in_the_way = path.is_dir()
+    except OSError as exc:  # a name the file system refuses (too long, say)
+        raise OutputError(f"Cannot write {path}: {_reason(exc)}.") from None
+    if in_the_way:
         raise OutputError(f"Cannot write {path}: a folder of that name is in the way; move or delete it.")
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
     try:

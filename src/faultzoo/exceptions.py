@@ -78,18 +78,45 @@ class AnalysisError(FaultzooError, ValueError):
 
 class OptionError(FaultzooError, ValueError):
     """An option of a public function with a wrong value: names the parameter, the value found and what is
-    expected. The command line prints the parameter as its flag (``fault_sample`` -> ``--fault-sample``)."""
+    expected. The command line prints the parameter as its flag (``fault_sample`` -> ``--fault-sample``).
 
-    def __init__(self, parameter: str, value: object, expected: str):
-        self.parameter, self.value, self.expected = parameter, value, expected
+    ``usage``: the value is wrong whatever the inputs and the machine (a type, a range, an unknown name):
+    the command line exits with status 2, as for its own usage errors; otherwise 1."""
+
+    def __init__(self, parameter: str, value: object, expected: str, *, usage: bool = False):
+        self.parameter, self.value, self.expected, self.usage = parameter, value, expected, usage
         super().__init__(self.message())
 
     def message(self, name: str | None = None) -> str:
         """The message, with the parameter called ``name`` (default: its Python name; a flag such as
         ``--fault-sample`` is printed as the command line takes it)."""
         if name and name.startswith("-"):
-            return f"{name} {self.value}: {self.expected}"
-        return f"{name or self.parameter}={self.value!r}: {self.expected}"
+            return f"{name} {_text(self.value, str)}: {self.expected}"
+        return f"{name or self.parameter}={_text(self.value, repr)}: {self.expected}"
 
     def __reduce__(self):  # survives pickling between processes
-        return type(self), (self.parameter, self.value, self.expected)
+        return _rebuild_option_error, (self.parameter, self.value, self.expected, self.usage)
+
+
+def _text(value: object, show=repr) -> str:
+    """``show(value)`` (repr or str), or a stand-in where that fails (an int of over 4,300 digits, a broken repr)."""
+    try:
+        return show(value)
+    except Exception:
+        return f"<{value.bit_length()}-bit integer>" if isinstance(value, int) else f"<{type(value).__name__}>"
+
+
+def found(value: object, limit: int = 80) -> str:
+    """A wrong value as an error message names it: its (shortened) repr, after its type unless it is a
+    string, None or a bool, e.g. ``'x'``, ``None``, ``the float 3.5``, ``the list [1, 2]``. For the
+    "expected ..., found ..." part of a message; never fails (even on an int too long to print)."""
+    text = _text(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if value is None or isinstance(value, (bool, str)):
+        return text
+    return f"the {type(value).__name__} {text}"
+
+
+def _rebuild_option_error(parameter: str, value: object, expected: str, usage: bool) -> OptionError:
+    return OptionError(parameter, value, expected, usage=usage)

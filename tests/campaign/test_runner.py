@@ -272,7 +272,7 @@ def test_workers_are_refused_when_shared_memory_cannot_hold_the_images(env, faul
                                                                        monkeypatch):
     monkeypatch.setattr(sharedmem, "shared_memory_free", lambda: 1 << 20)
     out = tmp_path / "out"
-    with pytest.raises(FaultzooError, match=r"--workers 2 .* /dev/shm has only 1 MB free: use --workers 1"):
+    with pytest.raises(FaultzooError, match=r"workers=2: .* /dev/shm has only 1 MB free: use one worker"):
         _campaign(fault_csv, npz, out, workers=2)
     assert not out.exists()
 

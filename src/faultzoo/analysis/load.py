@@ -29,14 +29,15 @@ from faultzoo.analysis.table import (
     OPTIONAL_COLUMNS, Columns, FaultTable, Results, check_provenance, section, selection_info,
 )
 from faultzoo.exceptions import AnalysisError, FaultzooError, UnknownModelError
+from faultzoo.layouts import EXPORT_FILES, RICH_RESULT_COLUMNS, STORE_NAME, UPSTREAM_LIST_COLUMNS, UPSTREAM_RESULT_COLUMNS
 from faultzoo.outcome import OUTCOME_KEYS, Outcome
 
 _logger = logging.getLogger(__name__)
 
 __all__ = ["FaultTable", "Results", "load_results"]
 
-# The columns of faultzoo's results.csv before its outcome columns (faultzoo.outcome's keys).
-RICH_HEAD = ("fault_id", "injection", "param", "index", "bits", "kind", "n")
+# The columns of faultzoo's results.csv before its outcome columns.
+RICH_HEAD = RICH_RESULT_COLUMNS[:RICH_RESULT_COLUMNS.index(OUTCOME_KEYS[0])]
 _INT_LIMIT = 2 ** 62  # counts, ids and indices beyond this are not a campaign's
 _INTS = re.compile(r"-?\d+")
 # Upstream file names: torch_gpu_image_classification_CIFAR10_fp32_resnet_ResNet32_FL.csv
@@ -65,18 +66,13 @@ def _check_int_text(text: str) -> bool:
 
 
 def _layouts() -> dict[str, tuple[str, ...]]:
-    """The columns each results layout must have (upstream's as faultzoo.faults.io declares them)."""
-    from faultzoo.faults.io import RESULT_COLUMNS, UPSTREAM_COLUMNS  # imports torch: only when needed
-    from faultzoo.outcome import OUTCOME_KEYS
-
-    return {"upstream-csv": (*UPSTREAM_COLUMNS, *RESULT_COLUMNS), "faultzoo-csv": (*RICH_HEAD, *OUTCOME_KEYS)}
+    """The columns each results layout must have (as faultzoo.layouts declares them)."""
+    return {"upstream-csv": (*UPSTREAM_LIST_COLUMNS, *UPSTREAM_RESULT_COLUMNS),
+            "faultzoo-csv": (*RICH_HEAD, *OUTCOME_KEYS)}
 
 
 def campaign_files() -> tuple[dict[str, str], str]:
-    """The export files of a campaign folder (name -> file) and its store's file, as the campaign declares them."""
-    from faultzoo.campaign.exports import EXPORT_FILES  # imports torch: only when needed
-    from faultzoo.campaign.runner import STORE_NAME
-
+    """The export files of a campaign folder (name -> file) and its store's file."""
     return EXPORT_FILES, STORE_NAME
 
 

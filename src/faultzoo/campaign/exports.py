@@ -18,12 +18,10 @@ from torch import nn
 from faultzoo._files import atomic_write
 from faultzoo.campaign.store import FaultResult
 from faultzoo.faults import FaultList
-from faultzoo.faults.io import RESULT_COLUMNS, UPSTREAM_COLUMNS, upstream_cells
+from faultzoo.faults.io import upstream_cells
+from faultzoo.layouts import EXPORT_FILES, RICH_RESULT_COLUMNS, UPSTREAM_LIST_COLUMNS, UPSTREAM_RESULT_COLUMNS
 from faultzoo.outcome import OUTCOME_KEYS, RATE_KEYS
 
-# The export files, by name (one declaration: the runner, the CLI and the analysis find them here).
-EXPORT_FILES = {"upstream": "results_upstream.csv", "results": "results.csv", "provenance": "provenance.json",
-                "outcomes": "outcomes.npy"}
 UPSTREAM, RICH, PROVENANCE, OUTCOMES = (EXPORT_FILES[k] for k in ("upstream", "results", "provenance", "outcomes"))
 ALL = tuple(EXPORT_FILES.values())
 
@@ -50,7 +48,7 @@ def upstream_rows(fault_list: FaultList, results: Sequence[FaultResult], model: 
 
     The fault row is written as the list was read (:func:`faultzoo.faults.io.upstream_cells`; ``model``,
     the PyTorch model, gives the names of another layout)."""
-    rows: list[list] = [[*UPSTREAM_COLUMNS, *RESULT_COLUMNS]]
+    rows: list[list] = [[*UPSTREAM_LIST_COLUMNS, *UPSTREAM_RESULT_COLUMNS]]
     cells = upstream_cells(fault_list, [r.fault_id for r in results], model)
     for r, (layer, index) in zip(results, cells):
         f = fault_list[r.fault_id]
@@ -61,8 +59,7 @@ def upstream_rows(fault_list: FaultList, results: Sequence[FaultResult], model: 
 
 
 def rich_rows(fault_list: FaultList, results: Sequence[FaultResult]) -> list[list]:
-    rows: list[list] = [["fault_id", "injection", "param", "index", "bits", "kind", "n", *RATE_KEYS, "faulty_correct",
-                         "task_seconds_per_fault"]]
+    rows: list[list] = [list(RICH_RESULT_COLUMNS)]
     for r in results:
         f = fault_list[r.fault_id]
         rows.append([r.fault_id, fault_list.id_of(r.fault_id), f.param, str(tuple(f.index)),

@@ -31,6 +31,7 @@ from faultzoo.campaign.summary import CampaignSummary, summarize
 from faultzoo.campaign.tasks import make_tasks, plan_tasks
 from faultzoo.campaign.worker import Inputs, Recipe, TaskOutput, WorkerSetup, logits_sha256
 from faultzoo.exceptions import OptionError, OutputError
+from faultzoo import layouts
 from faultzoo.faults import FaultList
 
 __all__ = ["STORE_NAME", "CampaignResult", "Progress", "ProgressCallback", "execute_campaign", "plan_tasks",
@@ -38,7 +39,7 @@ __all__ = ["STORE_NAME", "CampaignResult", "Progress", "ProgressCallback", "exec
 
 _logger = logging.getLogger(__name__)
 
-STORE_NAME = "campaign.sqlite"
+STORE_NAME = layouts.STORE_NAME
 
 
 @dataclass

@@ -31,7 +31,7 @@ Examples:
 """
 
 
-class Design(str, Enum):
+class DesignName(str, Enum):
     dnn_benchmarks = "dnn-benchmarks"
     network = "network"
     layer = "layer"
@@ -103,7 +103,7 @@ _FLAGS = {"error": "--error", "t": "--t", "confidence": "--confidence", "p": "--
           "allocation": "--allocation", "prior": "--prior", "max_faults": "--max-faults"}
 
 
-def _design_options(design: Design, given: dict[str, Any]) -> dict[str, Any]:
+def _design_options(design: DesignName, given: dict[str, Any]) -> dict[str, Any]:
     """The options of ``given`` that the design takes; a flag set away from its default that the design
     would ignore is refused, naming the flag and the design's own flags."""
     from faultzoo.faults import DESIGNS
@@ -175,7 +175,7 @@ def _bits_text(bits: tuple[int, ...]) -> str:
 
 ModelIdArg = Annotated[str, typer.Argument(metavar="MODEL", help="Model id, e.g. cifar10/resnet32 (see `faultzoo models`).")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write (atomically).")]
-DesignOpt = Annotated[Design, typer.Option("--design", help="Sampling design.")]
+DesignOpt = Annotated[DesignName, typer.Option("--design", help="Sampling design.")]
 ErrorOpt = Annotated[float, typer.Option("--error", help="Error margin e.")]
 ConfidenceOpt = Annotated[float | None, typer.Option("--confidence", help="Confidence level, e.g. 0.99 (sets t).")]
 TOpt = Annotated[float | None, typer.Option("--t", help="Normal quantile t instead of --confidence (default 2.58).")]
@@ -198,7 +198,7 @@ ConvertModelOpt = Annotated[str | None, typer.Option("--model", help="Model id: 
 def generate(
     model_id: ModelIdArg,
     output: OutputOpt,
-    design: DesignOpt = Design.dnn_benchmarks,
+    design: DesignOpt = DesignName.dnn_benchmarks,
     error: ErrorOpt = 0.01,
     confidence: ConfidenceOpt = None,
     t: TOpt = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from faultzoo.exceptions import UnknownDatasetError
+from faultzoo.exceptions import DatasetError, UnknownDatasetError, found
 
 __all__ = ["DatasetInfo", "dataset_info", "list_datasets"]
 
@@ -35,7 +35,7 @@ class DatasetInfo:
     def __post_init__(self) -> None:
         # A wrong table entry would silently mislabel every report: refuse it at import.
         if len(self.categories) != self.num_classes:
-            raise ValueError(
+            raise DatasetError(
                 f"DatasetInfo {self.name!r}: {len(self.categories)} categories for {self.num_classes} classes"
             )
 
@@ -165,8 +165,8 @@ def dataset_info(name: str) -> DatasetInfo:
 def unknown_dataset_message(name: object) -> str:
     """The shared wording for an unknown dataset name (with a close match when there is one)."""
     valid = list_datasets()
-    msg = f"Unknown dataset {name!r}."
-    close = difflib.get_close_matches(str(name).lower(), valid, n=1)
+    msg = f"Unknown dataset {found(name)}."
+    close = difflib.get_close_matches(name.lower(), valid, n=1) if isinstance(name, str) else []
     if close:
         msg += f" Did you mean {close[0]!r}?"
     return msg + f" Valid datasets: {', '.join(valid)}."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,9 @@ import torch
 from PIL import Image
 
 from faultzoo.data.info import dataset_info, list_datasets, unknown_dataset_message
-from faultzoo.data.sources import NpzDataset, dataset_labels, default_data_root, open_raw_dataset
+from faultzoo.data.sources import NpzDataset, as_path, dataset_labels, default_data_root, open_raw_dataset
 from faultzoo.data.transforms import batch_to_tensor, split_at_to_tensor, test_transform
-from faultzoo.exceptions import DatasetError, UnknownDatasetError
+from faultzoo.exceptions import DatasetError, UnknownDatasetError, found
 
 __all__ = ["DataSelection", "load_selection", "select_indices"]
 
@@ -32,9 +33,10 @@ def _check_count(name: str, value: int | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise DatasetError(f"{name} must be a positive integer or None, found {value!r}.")
+        raise DatasetError(f"{name} must be a positive integer or None, found {found(value)}.")
     if value <= 0:
-        raise DatasetError(f"{name} must be a positive integer, found {value}. Leave it unset to take all images.")
+        raise DatasetError(f"{name} must be a positive integer, found {found(value)}. Leave it unset to take all "
+                           "images.")
 
 
 def select_indices(labels: Any, *, limit: int | None = None, per_class: int | None = None) -> np.ndarray:
@@ -53,7 +55,10 @@ def select_indices(labels: Any, *, limit: int | None = None, per_class: int | No
     """
     _check_count("limit", limit)
     _check_count("per_class", per_class)
-    labels = np.asarray(labels)
+    try:
+        labels = np.asarray(labels)
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged nesting, an int beyond int64, ...
+        raise DatasetError(f"labels must be a 1-D integer array; found {found(labels)} ({exc}).") from None
     if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
         raise DatasetError(f"labels must be a 1-D integer array, found dtype {labels.dtype} shape {labels.shape}.")
     chosen = np.arange(labels.shape[0], dtype=np.int64)
@@ -99,6 +104,14 @@ class DataSelection:
     per_class: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("x", "y"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise DatasetError(f"DataSelection.{name} must be a torch.Tensor; found {found(getattr(self, name))}.")
+        for name in ("source", "dataset", "kind", "split"):  # recorded in the fingerprint and the provenance
+            value = getattr(self, name)
+            if not isinstance(value, str) and not (name == "split" and value is None):
+                raise DatasetError(f"DataSelection.{name} must be a str{' or None' if name == 'split' else ''}; "
+                                   f"found {found(value)}.")
         n = self.x.shape[0] if self.x.ndim else -1
         if self.x.dtype != torch.float32 or self.x.ndim != 4 or not self.x.is_contiguous():
             raise DatasetError(
@@ -110,8 +123,20 @@ class DataSelection:
                 f"DataSelection.y must be int64 of shape ({n},), found {self.y.dtype} {tuple(self.y.shape)}."
             )
         # Own read-only copies: the fingerprint must keep describing what the tensors were built from.
-        indices = np.array(self.indices, dtype=np.int64)
-        ids = np.array(self.indices if self.sample_ids is None else self.sample_ids, dtype=np.int64)
+        raw = {"indices": self.indices, "sample_ids": self.indices if self.sample_ids is None else self.sample_ids}
+        for name, value in raw.items():
+            try:
+                array = np.asarray(value)
+            except (ValueError, TypeError, OverflowError):  # ragged nesting, an int beyond int64, ...
+                array = None
+            if array is None or (array.size and array.dtype.kind not in "iu"):
+                raise DatasetError(f"DataSelection.{name} must be {n} integers; found {found(value)}.")
+        try:
+            indices = np.array(raw["indices"], dtype=np.int64)
+            ids = np.array(raw["sample_ids"], dtype=np.int64)
+        except OverflowError:  # uint64 values beyond int64
+            raise DatasetError(f"DataSelection.indices/sample_ids must be integers below 2**63; found "
+                               f"{found(self.indices)}/{found(self.sample_ids)}.") from None
         if indices.shape != (n,) or ids.shape != (n,):
             raise DatasetError(
                 f"DataSelection.indices/sample_ids must have shape ({n},), found {indices.shape}/{ids.shape}."
@@ -201,12 +226,19 @@ def load_selection(
         DatasetError: the data does not fit the model's dataset, is missing or malformed.
     """
     info = dataset_info(dataset)
+    _check_count("limit", limit)
+    _check_count("per_class", per_class)
+    if not isinstance(download, bool):
+        raise DatasetError(f"download must be True or False; found {found(download)}.")
+    if progress is not None and not callable(progress):
+        raise DatasetError(f"progress must be a function progress(done, total) or None; found {found(progress)}.")
     ds, raw, source, kind, sel_split = _open_source(data, dataset, split, root, download)
     labels = dataset_labels(ds)
     indices = select_indices(labels, limit=limit, per_class=per_class)
     if limit is not None and indices.size < limit:
-        _logger.warning("limit %d is more than the %d images %s offers: using all %d (CLI: --limit).",
-                        limit, indices.size, source, indices.size)
+        _logger.warning("limit %s is more than the %d images %s offers: using all %d (CLI: --limit).",
+                        limit if limit < 10**18 else f"<{int(limit).bit_length()}-bit integer>", indices.size, source,
+                        indices.size)
     if indices.size == 0:
         raise DatasetError(f"No image selected from {source} (limit={limit}, per_class={per_class}).")
     pil_stage, normalizers = split_at_to_tensor(test_transform(dataset))
@@ -252,22 +284,29 @@ def _open_source(
     data: str | Path, dataset: str, split: str, root: str | Path | None, download: bool
 ) -> tuple[Any, Callable[[int], Image.Image], str, str, str | None]:
     """Open ``data`` for a ``dataset`` model: (dataset object, raw PIL image getter, source text, kind, split)."""
-    data_str = str(data)
+    if not isinstance(data, (str, os.PathLike)) or not isinstance(os.fspath(data), str):
+        raise UnknownDatasetError(f"data must be a dataset name ({', '.join(list_datasets())}) or the path of an .npz "
+                                  f"file; found {found(data)}.")
+    data_str = os.fspath(data)
     if data_str in list_datasets():
         if data_str != dataset:
-            want, found = dataset_info(dataset), dataset_info(data_str)
+            want, other = dataset_info(dataset), dataset_info(data_str)
             raise DatasetError(
                 f"Data {data_str!r} does not fit a {dataset} model: expected {dataset} images "
                 f"({'×'.join(map(str, want.input_size))}, {want.num_classes} classes), found {data_str} "
-                f"({'×'.join(map(str, found.input_size))}, {found.num_classes} classes). "
+                f"({'×'.join(map(str, other.input_size))}, {other.num_classes} classes). "
                 f"Use data {dataset!r} or an .npz of {dataset} images."
             )
-        root_path = (Path(root).expanduser() if root is not None else default_data_root()).resolve()
+        root_path = (as_path("root", root) if root is not None else default_data_root()).resolve()
         tv = open_raw_dataset(data_str, split, root=root_path, download=download)
         source = f"{data_str} {split} split (torchvision) under {root_path}"
         return tv, lambda i: tv[i][0], source, "torchvision", split
-    path = Path(data_str).expanduser()
-    if path.suffix.lower() != ".npz" and not path.exists():
+    path = as_path("data", data_str)
+    try:
+        exists = path.exists()
+    except OSError:  # a name too long, ...
+        exists = False
+    if path.suffix.lower() != ".npz" and not exists:
         raise UnknownDatasetError(
             f"Data {data_str!r} is neither a dataset name nor an existing .npz file. "
             + unknown_dataset_message(data_str)

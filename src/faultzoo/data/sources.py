@@ -15,7 +15,7 @@ from torchvision import datasets as tvd
 
 from faultzoo.data.info import DatasetInfo, dataset_info
 from faultzoo.data.transforms import test_transform, train_transform
-from faultzoo.exceptions import DatasetError
+from faultzoo.exceptions import DatasetError, found
 
 __all__ = ["NpzDataset", "dataset_labels", "default_data_root", "load_dataset"]
 
@@ -41,8 +41,20 @@ def default_data_root() -> Path:
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise DatasetError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)}.")
+    if not isinstance(split, str) or split not in SPLITS:
+        raise DatasetError(f"Unknown split {found(split)}. Valid splits: {', '.join(SPLITS)}.")
+
+
+def as_path(name: str, value: object) -> Path:
+    """A path argument (str or os.PathLike, ``~`` expanded); anything else raises DatasetError naming ``name``."""
+    if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str):
+        raise DatasetError(f"{name} must be a path (str or os.PathLike); found {found(value)}.")
+    if "\x00" in os.fspath(value):
+        raise DatasetError(f"{name} {os.fspath(value)[:200]!r} holds a NUL character, which no file name can contain.")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as exc:  # '~nobody/...': no such user's home
+        raise DatasetError(f"{name} {os.fspath(value)[:200]!r}: {exc}.") from None
 
 
 def open_raw_dataset(name: str, split: str = "test", *, root: str | Path | None = None, download: bool = False) -> Any:
@@ -54,7 +66,7 @@ def open_raw_dataset(name: str, split: str = "test", *, root: str | Path | None 
     """
     dataset_info(name)
     _check_split(split)
-    root_path = Path(root).expanduser() if root is not None else default_data_root()
+    root_path = as_path("root", root) if root is not None else default_data_root()
     if download and os.environ.get("FAULTZOO_OFFLINE", "").strip() not in ("", "0"):
         raise DatasetError(
             f"Cannot download {name} {split} into {root_path}: downloads are disabled by FAULTZOO_OFFLINE. "
@@ -150,7 +162,7 @@ class NpzDataset(Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
     ) -> None:
         self.info: DatasetInfo = dataset_info(dataset)
-        self.path = Path(path).expanduser()
+        self.path = as_path("path", path)
         self.images, self.labels, self.idx = _read_npz(self.path, self.info)
         self.transform = transform if transform is not None else test_transform(dataset)
 
@@ -177,10 +189,18 @@ class NpzDataset(Dataset):
 def _read_npz(path: Path, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Load and validate ``x``, ``y`` and optional ``idx`` of an image ``.npz`` against ``info``."""
     where = f"image file {str(path)!r}"
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long, ...
+        raise DatasetError(f"Cannot read {where}: {exc.strerror or exc}.") from None
+    if not is_file:
         raise DatasetError(f"Cannot read {where}: no such file.")
-    if not zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
         size = path.stat().st_size
+    except OSError as exc:  # no permission to read it, ...
+        raise DatasetError(f"Cannot read {where}: {exc.strerror or exc}.") from None
+    if not is_zip:
         raise DatasetError(f"Cannot read {where}: it is not an .npz archive ("
                            + ("the file is empty" if size == 0 else f"{size:,} bytes that are not a zip file")
                            + "). Expected an np.savez file with 'x' (uint8 N×H×W×3) and 'y' (labels).")
@@ -197,8 +217,13 @@ def _read_npz(path: Path, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray, np
             idx = npz["idx"] if "idx" in keys else None
     except DatasetError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(f"Cannot read {where} as .npz: {exc}.") from exc
+    except Exception as exc:  # numpy raises many kinds on a damaged member (ValueError, TokenError, EOFError, ...)
+        raise DatasetError(f"Cannot read {where} as .npz: {type(exc).__name__}: {str(exc)[:200]}.") from exc
+    # numpy hands back a member that is no .npy array as raw bytes.
+    not_arrays = [k for k, v in (("x", x), ("y", y), ("idx", idx)) if v is not None and not isinstance(v, np.ndarray)]
+    if not_arrays:
+        raise DatasetError(f"Malformed {where}: member(s) {', '.join(map(repr, not_arrays))} are not .npy arrays; "
+                           "expected an np.savez file with 'x' (uint8 N×H×W×3) and 'y' (labels).")
 
     _, h, w = info.input_size
     if x.dtype != np.uint8:

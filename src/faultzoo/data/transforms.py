@@ -10,6 +10,7 @@ from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
 from faultzoo.data.info import dataset_info
+from faultzoo.exceptions import DatasetError
 
 __all__ = ["test_transform", "train_transform", "to_nhwc"]
 
@@ -113,10 +114,10 @@ def to_nhwc(x: torch.Tensor) -> np.ndarray:
     For frameworks with channels-last inputs (Keras): only the layout changes, never a value.
 
     Raises:
-        ValueError: ``x`` is not a 4-D float32 tensor.
+        DatasetError: ``x`` is not a 4-D float32 tensor (a ValueError too).
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.dtype != torch.float32:
         found = f"{x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"to_nhwc expects a float32 N×C×H×W tensor, found {found}")
+        raise DatasetError(f"to_nhwc expects a float32 N×C×H×W tensor, found {found}.")
     # clone, not contiguous(): a channels-last tensor is already NHWC-contiguous and would be shared, not copied.
     return x.detach().cpu().permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format).numpy()

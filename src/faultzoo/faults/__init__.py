@@ -21,7 +21,7 @@ from faultzoo.faults.keras import KerasFault, from_keras, keras_layer_names, to_
 from faultzoo.faults.model import Fault, FaultKind, FaultList, FaultListMeta, Stratum
 from faultzoo.faults.sampling import (
     DESIGNS,
-    Design,
+    FaultDesign,
     dnn_benchmarks_fault_list,
     exhaustive,
     make_fault_list,
@@ -34,7 +34,8 @@ from faultzoo.faults.targets import TARGET_GROUPS, Target, model_targets
 from faultzoo.faults.validate import validate
 
 __all__ = [
-    "DESIGNS", "FORMATS", "TARGET_GROUPS", "Design", "Fault", "FaultKind", "FaultList", "FaultListMeta", "KerasFault",
+    "DESIGNS", "FORMATS", "TARGET_GROUPS", "Fault", "FaultDesign", "FaultKind", "FaultList", "FaultListMeta",
+    "KerasFault",
     "Stratum", "Target", "corrupt", "dnn_benchmarks_fault_list", "exhaustive", "format_fault_list", "from_keras",
     "injected", "is_noop", "keras_layer_names", "make_fault_list", "model_targets", "parse_bits", "read_fault_list",
     "same_bits", "sample_layer_bits", "sample_layers", "sample_network", "sample_size", "to_keras", "validate",

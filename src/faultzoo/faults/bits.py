@@ -7,13 +7,15 @@ highest bit is the sign. binary32: 0-22 mantissa, 23-30 exponent, 31 sign; binar
 
 from __future__ import annotations
 
+import numbers
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import torch
 
-from faultzoo.exceptions import FaultError
+from faultzoo.exceptions import FaultError, found
 from faultzoo.faults.formats import FORMATS, apply_fault, format_of
 from faultzoo.faults.model import FaultKind, _as_kind
 
@@ -78,8 +80,14 @@ def corrupt(values: torch.Tensor, bits: Iterable[int] | int, kind: FaultKind | s
     Returns:
         A tensor of the same dtype, shape and device; ``values`` is left untouched.
     """
+    _check_tensor("values", values)
     fmt = format_of(values.dtype)
-    mask_value = fmt.signed(fmt.mask((bits,) if isinstance(bits, int) else bits))
+    try:
+        numbers_ = [operator.index(b) for b in ((bits,) if isinstance(bits, int) else bits)]  # type: ignore[union-attr]
+    except TypeError:  # not iterable, or not integers
+        raise FaultError(f"bits must be a bit number or an iterable of bit numbers 0..{fmt.width - 1}; "
+                         f"found {found(bits)}.") from None
+    mask_value = fmt.signed(fmt.mask(numbers_))
     words = values.detach().contiguous().view(fmt.int_view)
     mask = torch.tensor(mask_value, dtype=fmt.int_view, device=values.device)
     return apply_fault(words, mask, _as_kind(kind)).view(values.dtype)
@@ -95,8 +103,15 @@ def bit_view(values: torch.Tensor) -> torch.Tensor:
     return values.detach().contiguous().view(int_view_dtype(values.dtype))
 
 
+def _check_tensor(name: str, value: object) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise FaultError(f"{name} must be a torch.Tensor; found {found(value)}.")
+
+
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether two tensors hold bit-identical words (NaN payloads and -0.0 included)."""
+    _check_tensor("a", a)
+    _check_tensor("b", b)
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
     return bool(torch.equal(bit_view(a), bit_view(b)))
@@ -121,6 +136,7 @@ def _row_words(rows: torch.Tensor) -> torch.Tensor:
 
 def word_bits(value: torch.Tensor) -> int:
     """The stored word of a one-element tensor as an unsigned integer (for display and tests)."""
+    _check_tensor("value", value)
     if value.numel() != 1:
         raise FaultError(f"word_bits needs a one-element tensor, found shape {tuple(value.shape)}.")
     width = word_width(value.dtype)
@@ -136,30 +152,75 @@ def parse_bits(spec: str | Iterable[int] | None, width: int | None = None) -> tu
 
     Args:
         spec: the text (ranges are inclusive), an iterable of ints, or None (no restriction).
-        width: if given, every bit must be below it.
+        width: if given, every bit must be below it (default 64, the widest word).
 
     Returns:
         Sorted unique bits, or None when ``spec`` is None.
+
+    Raises:
+        FaultError: malformed text, a value of another type, no bit, or a bit outside the word.
     """
+    if width is not None and (isinstance(width, bool) or not isinstance(width, numbers.Integral)
+                              or not 1 <= width <= 64):
+        raise FaultError(f"width must be the bits of a word (1..64, e.g. 32) or None; found {found(width)}.")
+    limit = int(width) if width is not None else 64
     if spec is None:
         return None
     bits: set[int] = set()
+    outside: list[str] = []
     if isinstance(spec, str):
         for part in spec.split(","):
             match = _RANGE_PART.match(part)
             if not match:
-                raise FaultError(f"Bad bit range {part.strip()!r} in {spec!r}; write e.g. '31', '23-30' or '0-7,31'.")
-            lo = int(match.group(1))
-            hi = int(match.group(2)) if match.group(2) is not None else lo
+                raise FaultError(f"Bad bit range {part.strip()[:40]!r} in {spec[:80]!r}; write e.g. '31', '23-30' or "
+                                 "'0-7,31'.")
+            try:
+                lo = int(match.group(1))
+                hi = int(match.group(2)) if match.group(2) is not None else lo
+            except ValueError:  # more digits than int() converts
+                raise FaultError(f"Bad bit range {part.strip()[:40]!r} in {spec[:80]!r}: a number with thousands of "
+                                 f"digits; valid bits are 0..{limit - 1}.") from None
             if hi < lo:
-                raise FaultError(f"Bad bit range {part.strip()!r} in {spec!r}: the end is below the start.")
-            bits.update(range(lo, hi + 1))
+                raise FaultError(f"Bad bit range {part.strip()[:40]!r} in {spec[:80]!r}: the end is below the start.")
+            if hi >= limit:  # never expand a range beyond the word: '0-99999999999' must not fill memory
+                first = max(lo, limit)
+                outside.append(_number(first) if hi == first else f"{_number(first)}-{_number(hi)}")
+            bits.update(range(lo, min(hi, limit - 1) + 1))
+    elif isinstance(spec, (bytes, bytearray, Mapping)) or not isinstance(spec, Iterable):
+        raise FaultError(f"The bit selection must be text such as '31', '23-30' or '0-7,31', or an iterable of "
+                         f"integers such as [23, 31]; found {found(spec)}.")
     else:
-        bits.update(int(b) for b in spec)
+        try:
+            items = list(spec)
+        except TypeError:  # a 0-d array or tensor
+            raise FaultError(f"The bit selection must be text such as '31', '23-30' or '0-7,31', or an iterable of "
+                             f"integers such as [23, 31]; found {found(spec)}.") from None
+        for b in items:
+            try:
+                bit = operator.index(b)  # ints, numpy and 0-d torch integers; never a float or a string
+            except TypeError:
+                bit = None
+            if bit is None or isinstance(b, bool):
+                raise FaultError(f"The bit selection {found(spec)} holds {found(b)}; expected integer bit numbers "
+                                 f"0..{limit - 1}.")
+            if 0 <= bit < limit:
+                bits.add(bit)
+            else:
+                outside.append(_number(bit))
+    if outside:
+        shown = ", ".join(sorted(set(outside), key=_range_start))
+        raise FaultError(f"Bits [{shown}] are outside the {limit}-bit word; "
+                         f"valid bits are 0..{limit - 1}.")
     if not bits:
-        raise FaultError(f"The bit selection {spec!r} selects no bit.")
-    limit = width if width is not None else 64
-    bad = sorted(b for b in bits if not 0 <= b < limit)
-    if bad:
-        raise FaultError(f"Bits {bad} are outside the {limit}-bit word; valid bits are 0..{limit - 1}.")
+        raise FaultError(f"The bit selection {found(spec)} selects no bit.")
     return tuple(sorted(bits))
+
+
+def _number(n: int) -> str:
+    """An integer for a message: huge ones shortened (str() refuses ints of over 4,300 digits)."""
+    return str(n) if -10**18 < n < 10**18 else f"<{'-' if n < 0 else ''}{n.bit_length()}-bit integer>"
+
+
+def _range_start(text: str) -> tuple[int, str]:
+    head = text.lstrip("-").split("-")[0]
+    return (int(head), text) if head.isdigit() and len(head) < 19 else (1 << 64, text)

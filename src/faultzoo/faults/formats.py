@@ -46,7 +46,8 @@ class WordFormat:
         mask = 0
         for bit in bits:
             if not 0 <= bit < self.width:
-                raise FaultError(f"Bit {bit} is outside the {self.width}-bit {self.name} word; valid bits are "
+                shown = bit if -10**18 < bit < 10**18 else f"<{bit.bit_length()}-bit integer>"
+                raise FaultError(f"Bit {shown} is outside the {self.width}-bit {self.name} word; valid bits are "
                                  f"0..{self.width - 1}.")
             mask |= 1 << bit
         return mask

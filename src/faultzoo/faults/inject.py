@@ -9,7 +9,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from faultzoo.exceptions import FaultError
+from faultzoo.exceptions import FaultError, found
+from faultzoo.faults._args import module
 from faultzoo.faults.bits import corrupt, same_bits, word_width
 from faultzoo.faults.model import Fault
 
@@ -49,6 +50,10 @@ def check_fault(tensor: torch.Tensor, fault: Fault) -> None:
 
 
 def _resolve(model: nn.Module, fault: Fault) -> torch.Tensor:
+    module(model)
+    if not isinstance(fault, Fault):
+        raise FaultError(f"fault must be a Fault (e.g. Fault('conv1.weight', (0, 0, 1, 1), (30,)) or a row of a "
+                         f"FaultList); found {found(fault)}.")
     tensor = target_tensor(model, fault.param)
     check_fault(tensor, fault)
     return tensor

@@ -34,19 +34,20 @@ from typing import Any
 from torch import nn
 
 from faultzoo._files import atomic_write
-from faultzoo.exceptions import FaultError, FaultListFormatError
+from faultzoo.exceptions import FaultError, FaultListFormatError, OutputError, found
+from faultzoo.faults._args import file_path, module, optional_str
 from faultzoo.faults.keras import (
     KERAS_NAME, keras_layer_names, keras_name_to_param, keras_to_torch_index, to_keras, torch_to_keras_index,
 )
 from faultzoo.faults.model import Fault, FaultKind, FaultList, FaultListMeta, meta_json
 from faultzoo.faults.validate import check_unique_ids, validate
+from faultzoo.layouts import FAULTZOO_LIST_COLUMNS, UPSTREAM_LIST_COLUMNS, UPSTREAM_RESULT_COLUMNS
 
 FORMATS = ("faultzoo", "torch", "keras")
 MAGIC = "# faultzoo fault list v1"
 META_PREFIX = "# meta: "
-UPSTREAM_COLUMNS = ("Injection", "Layer", "TensorIndex", "Bit")
-RESULT_COLUMNS = ("n_injections", "masked", "non_critical", "critical")
-OUR_COLUMNS = ("Injection", "Param", "TensorIndex", "Bits", "Kind")
+# Column names as faultzoo.layouts declares them.
+UPSTREAM_COLUMNS, RESULT_COLUMNS, OUR_COLUMNS = UPSTREAM_LIST_COLUMNS, UPSTREAM_RESULT_COLUMNS, FAULTZOO_LIST_COLUMNS
 _TENSOR_SUFFIXES = (".weight", ".bias", ".running_mean", ".running_var")
 _UPSTREAM_NAME = re.compile(r"^(cifar10|cifar100|gtsrb)_(.+?)_(?:torch|keras)_FL(?:_results)?\.csv$", re.IGNORECASE)
 _INT = re.compile(r"^[+-]?\d+$")
@@ -65,6 +66,8 @@ class _Rows:
             header = next(reader)
         except StopIteration:
             raise self.error(first_line, "the file has no header row", ",".join(required), "an empty file") from None
+        except csv.Error as exc:
+            raise self.error(first_line, f"the header row is not CSV ({exc})", ",".join(required), text[:80]) from None
         # A pandas-written file may lead with an unnamed index column: ignore it.
         self.skip_first = bool(header) and header[0].strip() in ("", "Unnamed: 0")
         header = [h.strip() for h in header[1 if self.skip_first else 0:]]
@@ -83,10 +86,20 @@ class _Rows:
         self.offset = first_line - 1
 
     def error(self, line: int, what: str, expected: str, found: str) -> FaultListFormatError:
-        return FaultListFormatError(f"{self.path}, line {line}: {what}; expected {expected}, found {found!r}.")
+        shown = found if len(found) <= 120 else found[:117] + "..."
+        return FaultListFormatError(f"{self.path}, line {line}: {what}; expected {expected}, found {shown!r}.")
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        for row in self.reader:
+        while True:
+            try:
+                row = next(self.reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a NUL character, a field over the csv module's size limit, ...
+                line = self.reader.line_num + self.offset
+                raise FaultListFormatError(f"{self.path}, line {line}: not a CSV row ({exc}); expected "
+                                           f"{len(self.header)} comma-separated columns "
+                                           f"({','.join(self.header)}).") from None
             line = self.reader.line_num + self.offset
             if not row or all(not cell.strip() for cell in row):
                 continue
@@ -99,9 +112,9 @@ class _Rows:
 
     def int_field(self, line: int, row: list[str], name: str) -> int:
         text = row[self.col[name]].strip()
-        if not _INT.match(text):
+        value = _int(text)
+        if value is None:
             raise self.error(line, f"{name} is not an integer", "an integer", text)
-        value = int(text)
         if value < 0:
             raise self.error(line, f"{name} is negative", "a value >= 0", text)
         return value
@@ -113,28 +126,38 @@ class _Rows:
         parts = [p.strip() for p in text[1:-1].split(",")]
         if parts and parts[-1] == "" and len(parts) > 1:  # "(5,)"
             parts = parts[:-1]
-        if not parts or any(not _INT.match(p) for p in parts):
+        index = tuple(_int(p) for p in parts)
+        if not parts or None in index:
             raise self.error(line, "malformed TensorIndex", 'a tuple of integers such as "(3, 0, 2, 1)"', text)
-        index = tuple(int(p) for p in parts)
         if any(i < 0 for i in index):
             raise self.error(line, "negative TensorIndex entry", "indices >= 0", text)
         return index
 
     def bits_field(self, line: int, row: list[str], name: str) -> tuple[int, ...]:
         text = row[self.col[name]].strip()
-        parts = [p.strip() for p in text.split(";")]
-        if not text or any(not _INT.match(p) for p in parts):
+        bits = tuple(_int(p.strip()) for p in text.split(";"))
+        if not text or None in bits:
             raise self.error(line, f"{name} is not a bit number", "an integer (several joined by ';')", text)
-        bits = tuple(int(p) for p in parts)
         if any(not 0 <= b < 64 for b in bits):
             raise self.error(line, f"{name} out of range", "0..63 (0..31 for float32)", text)
         return bits
 
 
+def _int(text: str) -> int | None:
+    """The integer a cell holds, or None (not an integer, or too many digits for int())."""
+    if not _INT.match(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # over 4,300 digits
+        return None
+
+
 def _cell_value(text: str) -> Any:
     text = text.strip()
-    if _INT.match(text):
-        return int(text)
+    number = _int(text)
+    if number is not None:
+        return number
     try:
         return float(text)
     except ValueError:
@@ -178,15 +201,24 @@ def read_fault_list(
         FaultListFormatError: unreadable file, malformed row, unknown layer, index or bit out of
             range, duplicate Injection ids; the message names the file and line.
     """
-    path = Path(path)
-    if format not in ("auto", *FORMATS):
-        raise FaultListFormatError(f"Unknown fault-list format {format!r}; choose auto, {', '.join(FORMATS)}.")
+    path = file_path("path", path, error=FaultListFormatError)
+    if not isinstance(format, str) or format not in ("auto", *FORMATS):
+        raise FaultListFormatError(f"Unknown fault-list format {found(format)}; choose auto, {', '.join(FORMATS)}.")
+    if model is not None:
+        module(model, name="model (the PyTorch model the list is for, or None)", error=FaultListFormatError)
+    optional_str("model_id", model_id, expected="a model id such as 'cifar10/resnet20', or None",
+                 error=FaultListFormatError)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FaultListFormatError(f"Fault list {path} does not exist; check the path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FaultListFormatError(f"Cannot read fault list {path}: {exc}.") from None
+    except IsADirectoryError:
+        raise FaultListFormatError(f"Fault list {path} is a folder; pass the CSV file inside it.") from None
+    except UnicodeDecodeError as exc:
+        raise FaultListFormatError(f"Cannot read fault list {path}: it is not UTF-8 text (byte {exc.start}: "
+                                   f"{exc.reason}); expected a CSV file.") from None
+    except OSError as exc:
+        raise FaultListFormatError(f"Cannot read fault list {path}: {exc.strerror or exc}.") from None
     ours = format == "faultzoo" or (format == "auto" and text.startswith(MAGIC))
     if ours:
         fault_list = _read_ours(path, text, model_id)
@@ -206,8 +238,8 @@ def read_fault_list(
 def _read_ours(path: Path, text: str, model_id: str | None) -> FaultList:
     lines = text.splitlines()
     if not lines or lines[0].strip() != MAGIC:
-        found = lines[0] if lines else ""
-        raise FaultListFormatError(f"{path}, line 1: not a faultzoo fault list; expected {MAGIC!r}, found {found!r}.")
+        first = lines[0][:120] if lines else ""
+        raise FaultListFormatError(f"{path}, line 1: not a faultzoo fault list; expected {MAGIC!r}, found {first!r}.")
     meta_data: dict[str, Any] | None = None
     n_comments = 0
     for number, line in enumerate(lines, start=1):
@@ -220,6 +252,12 @@ def _read_ours(path: Path, text: str, model_id: str | None) -> FaultList:
             except json.JSONDecodeError as exc:
                 raise FaultListFormatError(f"{path}, line {number}: the metadata is not valid JSON ({exc.msg} at "
                                            f"column {exc.colno + len(META_PREFIX)}).") from None
+            except (ValueError, RecursionError) as exc:  # nesting too deep, a number of thousands of digits
+                raise FaultListFormatError(f"{path}, line {number}: the metadata cannot be read as JSON "
+                                           f"({type(exc).__name__}: {str(exc)[:80]}).") from None
+            if not isinstance(meta_data, dict):
+                raise FaultListFormatError(f"{path}, line {number}: the metadata must be a JSON object "
+                                           f"({{\"design\": ...}}); found {found(meta_data)}.")
     if meta_data is None:
         raise FaultListFormatError(f"{path}: no '{META_PREFIX.strip()}' line in the header comments; "
                                    "expected the JSON metadata on line 2.")
@@ -242,10 +280,14 @@ def _read_ours(path: Path, text: str, model_id: str | None) -> FaultList:
         for c in rows.extra:
             extra[c].append(_cell_value(row[rows.col[c]]))
     expected_fp = meta_data.pop("fingerprint", None)
+    if expected_fp is not None and not isinstance(expected_fp, str):
+        raise FaultListFormatError(f"{path}, line 2: malformed metadata: the fingerprint must be a sha256 hex "
+                                   f"string; found {found(expected_fp)}.")
     try:
         meta = FaultListMeta.from_dict(meta_data, source_file=str(path), source_format="faultzoo")
-    except (TypeError, ValueError, KeyError) as exc:
-        raise FaultListFormatError(f"{path}, line 2: malformed metadata ({exc}).") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise FaultListFormatError(f"{path}, line 2: malformed metadata ({type(exc).__name__}: {str(exc)[:120]}).") \
+            from None
     fault_list = FaultList(tuple(faults), meta, tuple(ids), extra, tuple(line_numbers))
     if expected_fp is not None and fault_list.fingerprint() != expected_fp:
         raise FaultListFormatError(
@@ -322,6 +364,10 @@ def _from_keras_rows(path: Path, parsed: list[tuple[int, int, str, tuple[int, ..
     for line, _, layer, index, bit in parsed:
         if layer not in inverse:
             known = sorted(inverse, key=lambda n: (n.split("_")[0], int(n.split("_")[1]) if "_" in n else 0))
+            if not known:
+                raise FaultListFormatError(f"{path}, line {line}: a Keras layer {layer!r}, but the model has no conv "
+                                           "or linear layer whose weight a Keras list could name; is it the right "
+                                           "model?")
             raise FaultListFormatError(
                 f"{path}, line {line}: unknown Keras layer {layer!r}; expected one of the model's {len(known)} "
                 f"twin layers ({known[0]} .. {known[-1]}), found {layer!r}.")
@@ -382,6 +428,13 @@ def _single_bitflip(fault_list: FaultList, fmt: str) -> None:
 
 def format_fault_list(fault_list: FaultList, format: str = "faultzoo", *, model: nn.Module | None = None) -> str:
     """The text of a fault list in a format (what write_fault_list writes)."""
+    if not isinstance(fault_list, FaultList):
+        raise FaultListFormatError(f"fault_list must be a FaultList (from read_fault_list or a design such as "
+                                   f"make_fault_list); found {found(fault_list)}.")
+    if not isinstance(format, str) or format not in FORMATS:
+        raise FaultListFormatError(f"Unknown fault-list format {found(format)}; choose one of {', '.join(FORMATS)}.")
+    if model is not None:
+        module(model, name="model (the PyTorch model, for Keras layer names, or None)", error=FaultListFormatError)
     ids = fault_list.ids or ()
     out: list[str] = []
     if format == "faultzoo":
@@ -432,9 +485,15 @@ def write_fault_list(
     Returns:
         The path written.
     """
-    path = Path(path)
+    path = file_path("path", path, error=FaultListFormatError)
     text = format_fault_list(fault_list, format, model=model)  # fails before touching the disk
-    return atomic_write(path, text)
+    try:
+        return atomic_write(path, text)
+    except OutputError:
+        raise
+    except OSError as exc:  # a file name too long, ...
+        raise OutputError(f"Cannot write the fault list {path}: {exc.strerror or exc}. Choose another path.") \
+            from None
 
 
 def upstream_cells(fault_list: FaultList, positions: Sequence[int], model: nn.Module | None = None

@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 from torch import nn
 
-from faultzoo.exceptions import FaultError
+from faultzoo.exceptions import FaultError, found
+from faultzoo.faults._args import module
 from faultzoo.faults.model import Fault, FaultKind, FaultList
 
 KERAS_NAME = re.compile(r"^(conv2d|dense)(?:_(\d+))?$")
@@ -49,6 +50,7 @@ def keras_layer_names(model: nn.Module) -> dict[str, str]:
 
     Only conv and linear weights are mapped; biases and other tensors have no Keras list rows.
     """
+    module(model)
     modules = dict(model.named_modules())
     counters: dict[str, int] = {}
     mapping: dict[str, str] = {}
@@ -64,8 +66,19 @@ def keras_layer_names(model: nn.Module) -> dict[str, str]:
     return mapping
 
 
+def _index(index: object) -> tuple:
+    try:
+        if isinstance(index, (str, bytes, Mapping)):
+            raise TypeError
+        return tuple(index)  # type: ignore[arg-type]
+    except TypeError:
+        raise FaultError(f"A tensor index must be a sequence of integers such as (3, 0, 2, 1); found "
+                         f"{found(index)}.") from None
+
+
 def torch_to_keras_index(index: Sequence[int]) -> tuple[int, ...]:
     """(o, i, h, w) -> (h, w, i, o) for conv kernels, (out, in) -> (in, out) for dense kernels."""
+    index = _index(index)
     order = {4: _CONV_TO_KERAS, 2: _DENSE_TO_KERAS}.get(len(index))
     if order is None:
         raise FaultError(f"No Keras kernel layout for a {len(index)}-D index {tuple(index)}; "
@@ -75,6 +88,7 @@ def torch_to_keras_index(index: Sequence[int]) -> tuple[int, ...]:
 
 def keras_to_torch_index(index: Sequence[int]) -> tuple[int, ...]:
     """Inverse of torch_to_keras_index."""
+    index = _index(index)
     order = {4: _CONV_TO_KERAS, 2: _DENSE_TO_KERAS}.get(len(index))
     if order is None:
         raise FaultError(f"No PyTorch layout for a {len(index)}-D Keras index {tuple(index)}; "
@@ -93,7 +107,16 @@ def to_keras(fault_list: FaultList | Iterable[Fault], model: nn.Module) -> list[
             a stuck-at fault (the upstream Keras list format knows only single bit flips).
     """
     names = keras_layer_names(model)
-    faults = list(fault_list)
+    try:
+        if isinstance(fault_list, (str, bytes, Mapping)):
+            raise TypeError
+        faults = list(fault_list)
+    except TypeError:
+        raise FaultError(f"fault_list must be a FaultList or an iterable of Fault; found {found(fault_list)}.") \
+            from None
+    bad = next((f for f in faults if not isinstance(f, Fault)), None)
+    if bad is not None:
+        raise FaultError(f"fault_list must hold Fault objects; found {found(bad)}.")
     ids = fault_list.ids if isinstance(fault_list, FaultList) else range(len(faults))
     rows: list[KerasFault] = []
     for injection, fault in zip(ids, faults):  # type: ignore[arg-type]
@@ -115,9 +138,23 @@ def from_keras(rows: Iterable[tuple[str, Sequence[int], int]], model: nn.Module)
     """
     inverse = keras_name_to_param(model)
     out = []
-    for layer, index, bit in rows:
-        if layer not in inverse:
-            raise FaultError(f"Keras layer {layer!r} has no twin in the model (it has {_span(inverse)}).")
+    try:
+        if isinstance(rows, (str, bytes, Mapping)):
+            raise TypeError
+        rows = list(rows)
+    except TypeError:
+        raise FaultError(f"rows must be an iterable of (Keras layer, index, bit) rows; found {found(rows)}.") \
+            from None
+    for row in rows:
+        try:
+            if isinstance(row, (str, bytes)):
+                raise TypeError
+            layer, index, bit = row
+        except (TypeError, ValueError):
+            raise FaultError(f"A Keras row must be (layer, index, bit) such as ('conv2d', (1, 1, 0, 3), 31); "
+                             f"found {found(row)}.") from None
+        if not isinstance(layer, str) or layer not in inverse:
+            raise FaultError(f"Keras layer {found(layer)} has no twin in the model (it has {_span(inverse)}).")
         out.append(Fault(inverse[layer], keras_to_torch_index(index), (bit,), FaultKind.BITFLIP))
     return out
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, overload
 
-from faultzoo.exceptions import FaultError
+from faultzoo.exceptions import FaultError, FaultListFormatError, found
 
 # Widest word we support (float64); a bit outside [0, MAX_BITS) can never be valid.
 MAX_BITS = 64
@@ -29,9 +30,33 @@ class FaultKind(str, Enum):
 def _as_kind(kind: FaultKind | str) -> FaultKind:
     try:
         return FaultKind(kind)
-    except ValueError:
+    except (ValueError, TypeError):
         choices = ", ".join(k.value for k in FaultKind)
-        raise FaultError(f"Unknown fault kind {kind!r}; expected one of: {choices}.") from None
+        raise FaultError(f"Unknown fault kind {found(kind)}; expected one of: {choices}.") from None
+
+
+def _int_tuple(name: str, value: object, param: object) -> tuple[int, ...]:
+    """A fault's index or bits as a tuple of ints (an int alone is one entry); else FaultError."""
+    if type(value) is tuple and all(type(item) is int for item in value):  # the common case, fast
+        return value
+    items = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        if isinstance(items, (str, bytes, bytearray, Mapping)):
+            raise TypeError
+        items = list(items)
+    except TypeError:  # not iterable (a 0-d array or tensor too)
+        raise FaultError(f"Fault {name} of {param!r} must be a sequence of integers such as (3, 0, 2, 1); "
+                         f"found {found(value)}.") from None
+    out = []
+    for item in items:
+        try:
+            number = operator.index(item)
+        except TypeError:
+            number = None
+        if number is None or isinstance(item, bool):
+            raise FaultError(f"Fault {name} of {param!r} must hold integers; found {found(item)} in {found(value)}.")
+        out.append(number)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -52,16 +77,19 @@ class Fault:
 
     def __post_init__(self) -> None:
         if not isinstance(self.param, str) or not self.param:
-            raise FaultError(f"Fault param must be a non-empty tensor name, found {self.param!r}.")
-        index = tuple(int(i) for i in self.index)
-        if any(i < 0 for i in index):
-            raise FaultError(f"Fault index of {self.param!r} must be non-negative, found {index}.")
-        bits_in = (self.bits,) if isinstance(self.bits, int) else self.bits
-        bits = tuple(sorted({int(b) for b in bits_in}))
+            raise FaultError(f"Fault param must be a non-empty tensor name, found {found(self.param)}.")
+        if isinstance(self.index, int) and not isinstance(self.index, bool):  # (5,) for a 1-D tensor, not 5
+            raise FaultError(f"Fault index of {self.param!r} must be a tuple with one entry per dimension, such "
+                             f"as (5,) for a 1-D tensor; found {found(self.index)}.")
+        index = _int_tuple("index", self.index, self.param)
+        if any(not 0 <= i < 2**63 for i in index):  # torch indexes with int64
+            raise FaultError(f"Fault index of {self.param!r} must be non-negative (and below 2**63), found "
+                             f"{found(index)}.")
+        bits = tuple(sorted(set(_int_tuple("bits", self.bits, self.param))))
         if not bits:
-            raise FaultError(f"Fault on {self.param!r} {index} names no bit; give at least one.")
+            raise FaultError(f"Fault on {self.param!r} {found(index)} names no bit; give at least one.")
         if bits[0] < 0 or bits[-1] >= MAX_BITS:
-            raise FaultError(f"Fault bits of {self.param!r} must lie in [0, {MAX_BITS}), found {bits}.")
+            raise FaultError(f"Fault bits of {self.param!r} must lie in [0, {MAX_BITS}), found {found(bits)}.")
         # Normalise in place: the dataclass is frozen, so go through object.__setattr__.
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "bits", bits)
@@ -228,12 +256,23 @@ class FaultList:
     lines: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.faults, (str, bytes, Mapping)) or not isinstance(self.faults, Iterable):
+            raise FaultError(f"FaultList faults must be a sequence of Fault objects; found {found(self.faults)}.")
         faults = tuple(self.faults)
+        bad = next((f for f in faults if not isinstance(f, Fault)), None)
+        if bad is not None:
+            raise FaultError(f"FaultList faults must all be Fault objects; found {found(bad)}.")
+        if not isinstance(self.meta, FaultListMeta):
+            raise FaultError(f"FaultList meta must be a FaultListMeta; found {found(self.meta)}.")
         object.__setattr__(self, "faults", faults)
-        ids = tuple(range(len(faults))) if self.ids is None else tuple(int(i) for i in self.ids)
+        ids = tuple(range(len(faults))) if self.ids is None else _int_tuple("ids", self.ids, "the fault list")
         if len(ids) != len(faults):
             raise FaultError(f"FaultList has {len(faults)} faults but {len(ids)} ids; give one id per fault.")
         object.__setattr__(self, "ids", ids)
+        if not isinstance(self.extra, Mapping) or not all(
+                isinstance(v, Iterable) and not isinstance(v, (str, bytes)) for v in self.extra.values()):
+            raise FaultError(f"FaultList extra must map column names to one value per fault; found "
+                             f"{found(self.extra)}.")
         extra = {str(k): tuple(v) for k, v in self.extra.items()}
         for name, column in extra.items():
             if len(column) != len(faults):
@@ -309,4 +348,8 @@ def meta_json(meta: FaultListMeta, fingerprint: str) -> str:
     """Canonical one-line JSON of the metadata plus the fingerprint (sorted keys: reproducible bytes)."""
     data = meta.to_dict()
     data["fingerprint"] = fingerprint
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    try:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:  # a value of the caller's that JSON cannot hold (an object, a huge int)
+        raise FaultListFormatError(f"The fault list's metadata cannot be written as JSON: {str(exc)[:200]}. Keep "
+                                   "its fields (design_params above all) to str, numbers, lists and dicts.") from None

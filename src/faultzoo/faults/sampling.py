@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from faultzoo.exceptions import FaultError
+from faultzoo.exceptions import FaultError, found
+from faultzoo.faults._args import integer, optional_real, optional_str, real
 from faultzoo.faults.bits import parse_bits
 from faultzoo.faults.model import Fault, FaultKind, FaultList, FaultListMeta, Stratum, _as_kind
-from faultzoo.faults.targets import Target, check_bits_fit, normalize_layers, normalize_targets, select_targets
+from faultzoo.faults.targets import (
+    Target, check_bits_fit, check_model, normalize_layers, normalize_targets, select_targets,
+)
 
 DEFAULT_ERROR = 0.01
 DEFAULT_T = 2.58  # upstream's value, about 99 % confidence
@@ -42,25 +46,34 @@ UPSTREAM_MAX_TRIES = 1000
 
 def t_from_confidence(confidence: float) -> float:
     """Two-sided normal quantile: 0.95 -> 1.95996, 0.99 -> 2.57583."""
+    confidence = real("confidence", confidence, expected="a number strictly between 0 and 1 (e.g. 0.99)")
     if not 0.0 < confidence < 1.0:
         raise FaultError(f"Confidence must lie strictly between 0 and 1, found {confidence!r} (e.g. 0.99).")
-    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    try:
+        return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    except ValueError:  # a confidence so close to 1 that 0.5 + c/2 rounds to 1.0
+        raise FaultError(f"Confidence {confidence!r} is too close to 1 for a normal quantile; use at most "
+                         "0.9999999999999998, or give t instead.") from None
 
 
 def confidence_from_t(t: float) -> float:
     """The two-sided confidence level of a normal quantile: 2.58 -> 0.99012."""
-    return 2.0 * NormalDist().cdf(t) - 1.0
+    return 2.0 * NormalDist().cdf(real("t", t, expected="a finite number such as 2.58")) - 1.0
 
 
 def resolve_t(t: float | None = None, confidence: float | None = None) -> tuple[float, float]:
     """(t, confidence) from either one; neither gives upstream's t = 2.58."""
+    expected_t = "a positive number such as 2.58 (about 99 % confidence), or None"
+    t = optional_real("t", t, expected=expected_t)
+    confidence = optional_real("confidence", confidence, expected="a number strictly between 0 and 1 (e.g. 0.99), "
+                               "or None")
     if t is not None and confidence is not None:
         raise FaultError("Give either t or confidence, not both (CLI: --t or --confidence).")
     if confidence is not None:
         return t_from_confidence(confidence), float(confidence)
     t = DEFAULT_T if t is None else float(t)
-    if t <= 0:
-        raise FaultError(f"t must be positive, found {t!r} (2.58 for about 99 % confidence).")
+    if t <= 0 or not math.isfinite(t * t):  # t**2 enters the sample size
+        raise FaultError(f"t must be {expected_t.removesuffix(', or None')}; found {found(t)}.")
     return t, confidence_from_t(t)
 
 
@@ -81,16 +94,57 @@ def sample_size(
         >>> sample_size(64 * 461_872)  # cifar10/resnet32, upstream parameters
         16632
     """
-    if population < 0:
-        raise FaultError(f"Population size must be >= 0, found {population}.")
-    if not 0.0 < error < 1.0:
-        raise FaultError(f"Error margin must lie strictly between 0 and 1, found {error!r} (e.g. 0.01).")
-    if not 0.0 < p < 1.0:
-        raise FaultError(f"p must lie strictly between 0 and 1, found {p!r} (0.5 is the conservative choice).")
+    population = integer("population", population, minimum=0, expected="an integer >= 0 (the faults a design "
+                         "samples from)")
+    error = _error_margin(error)
+    p = _rate_p(p)
     if population == 0:
         return 0
     t_val, _ = resolve_t(t, confidence)
-    return round(population / (1 + error**2 * (population - 1) / (t_val**2 * p * (1 - p))))
+    spread = t_val**2 * p * (1 - p)
+    if spread == 0:  # t and p so small that t^2 p (1 - p) underflows
+        raise FaultError(f"t^2 p (1 - p) underflows to 0 for t={t_val!r}, p={p!r}: no sample size; use t >= 1e-100 "
+                         "(or a confidence above 0) and p within [1e-100, 1 - 1e-16].")
+    return round(population / (1 + error**2 * (population - 1) / spread))
+
+
+def _error_margin(error: object) -> float:
+    error = real("error", error, expected="an error margin strictly between 0 and 1 (e.g. 0.01)")
+    if not 0.0 < error < 1.0:
+        raise FaultError(f"Error margin must lie strictly between 0 and 1, found {error!r} (e.g. 0.01).")
+    return error
+
+
+def _rate_p(p: object) -> float:
+    p = real("p", p, expected="an expected failure rate strictly between 0 and 1 (0.5 is the conservative choice)")
+    if not 0.0 < p < 1.0:
+        raise FaultError(f"p must lie strictly between 0 and 1, found {p!r} (0.5 is the conservative choice).")
+    return p
+
+
+def _seed(seed: object) -> int:
+    # The metadata records the seed: it must stay printable, so at most 64 bits.
+    return integer("seed", seed, minimum=-(2**63), maximum=2**64 - 1,
+                   expected="an integer of at most 64 bits (the random seed, e.g. 42)")
+
+
+def _check_common(model: object, model_id: object, weights_sha256: object) -> None:
+    """Checks every design makes first: the model and the metadata strings."""
+    check_model(model)
+    optional_str("model_id", model_id, expected="a model id such as 'cifar10/resnet20', or None")
+    optional_str("weights_sha256", weights_sha256, expected="a sha256 hex digest, or None")
+
+
+def _n_option(n: object) -> int | None:
+    if n is None:
+        return None
+    return integer("n", n, minimum=0, expected="a sample size: an integer >= 0, or None for the formula's")
+
+
+def _check_n(n: int, population: int) -> int:
+    if n > population:
+        raise FaultError(f"Sample size n={n} must lie in 0..{population} (the population size).")
+    return n
 
 
 # --------------------------------------------------------------------------- helpers
@@ -203,6 +257,8 @@ def dnn_benchmarks_fault_list(
         FaultError: a layer where 1000 draws in a row all repeat earlier faults (upstream's
             behaviour there is unknown, so the list could not be guaranteed identical).
     """
+    _check_common(model, model_id, weights_sha256)
+    seed, error, p = _seed(seed), _error_margin(error), _rate_p(p)
     t_val, conf = resolve_t(t, confidence)
     layers = [(name, tuple(param.shape)) for name, param in model.named_parameters() if param.dim() >= 2]
     if not layers:
@@ -278,7 +334,9 @@ def sample_network(
     N = sum over targets of numel x len(bits); n = sample_size(N, e, t, p) unless given; drawn
     without replacement, sorted by tensor, element, bit.
     """
-    kind = _as_kind(kind)
+    _check_common(model, model_id, weights_sha256)
+    seed, error, p, kind = _seed(seed), _error_margin(error), _rate_p(p), _as_kind(kind)
+    n = _n_option(n)
     t_val, conf = resolve_t(t, confidence)
     chosen, sel_bits = _selection(model, targets, layers, bits)
     sizes = [t_.numel * len(sel_bits) for t_ in chosen]
@@ -306,12 +364,6 @@ def sample_network(
     return FaultList(tuple(faults), meta)
 
 
-def _check_n(n: int, population: int) -> int:
-    if not 0 <= n <= population:
-        raise FaultError(f"Sample size n={n} must lie in 0..{population} (the population size).")
-    return int(n)
-
-
 def sample_layers(
     model: nn.Module,
     *,
@@ -331,7 +383,8 @@ def sample_layers(
 
     Gives every layer the same error margin, so per-layer rates are comparable.
     """
-    kind = _as_kind(kind)
+    _check_common(model, model_id, weights_sha256)
+    seed, error, p, kind = _seed(seed), _error_margin(error), _rate_p(p), _as_kind(kind)
     t_val, conf = resolve_t(t, confidence)
     chosen, sel_bits = _selection(model, targets, layers, bits)
     rng = random.Random(seed)
@@ -366,6 +419,8 @@ def parse_prior(text: str | None) -> float | dict[int, float] | None:
     if text is None:
         return None
     usage = "write one rate (0.1) or BITS=RATE pairs (31=0.6,23-30=0.2)"
+    if not isinstance(text, str):
+        raise FaultError(f"A prior to parse must be text; {usage}. Found {found(text)}.")
 
     def rate(value: str) -> float:
         try:
@@ -392,7 +447,15 @@ def _prior_rate(prior: Prior | None, target: Target, bit: int, default: float) -
     if prior is None:
         return default
     if callable(prior):
-        rate = prior(target.param, bit)
+        try:
+            rate = prior(target.param, bit)
+        except Exception as exc:  # the caller's function: say which call failed
+            raise FaultError(f"The prior function failed for {target.param!r} bit {bit}: {type(exc).__name__}: "
+                             f"{str(exc)[:200]}; it must take (param, bit) and return a failure rate in [0, 1].") \
+                from exc
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+            raise FaultError(f"The prior function returned {found(rate)} for {target.param!r} bit {bit}; "
+                             "expected a failure rate in [0, 1].")
     elif isinstance(prior, (int, float)):
         rate = float(prior)
     else:
@@ -402,8 +465,43 @@ def _prior_rate(prior: Prior | None, target: Target, bit: int, default: float) -
                 rate = prior[key]  # type: ignore[index]
                 break
     if not 0.0 <= rate <= 1.0:
-        raise FaultError(f"Prior rate for {target.param!r} bit {bit} must lie in [0, 1], found {rate!r}.")
+        raise FaultError(f"Prior rate for {target.param!r} bit {bit} must lie in [0, 1], found {found(rate)}.")
     return float(rate)
+
+
+_PRIOR_FORMS = ("one rate (0.1), a mapping {bit: rate} or {(layer or param, bit): rate}, a function "
+                "(param, bit) -> rate, or None; parse text such as '31=0.6' with faultzoo.faults.sampling.parse_prior")
+
+
+def _check_prior(prior: object) -> Prior | None:
+    """A prior in one of its forms, with rates as floats in [0, 1] and keys checked; else FaultError."""
+    if prior is None or callable(prior):
+        return prior  # type: ignore[return-value]
+    if isinstance(prior, numbers.Real) and not isinstance(prior, bool):
+        return _prior_value(prior, "prior")
+    if not isinstance(prior, Mapping):
+        raise FaultError(f"prior must be {_PRIOR_FORMS}; found {found(prior)}.")
+    checked: dict[Any, float] = {}
+    for key, value in prior.items():
+        if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+            norm: Any = int(key)
+            ok = 0 <= norm < 64
+        else:
+            ok = (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)
+                  and isinstance(key[1], numbers.Integral) and not isinstance(key[1], bool) and 0 <= key[1] < 64)
+            norm = (key[0], int(key[1])) if ok else key
+        if not ok:
+            raise FaultError(f"prior key {found(key)} is neither a bit (0..63) nor a (layer or param, bit) pair; "
+                             f"prior must be {_PRIOR_FORMS}.")
+        checked[norm] = _prior_value(value, f"prior[{key!r}]")
+    return checked
+
+
+def _prior_value(value: object, name: str) -> float:
+    rate = real(name, value, expected="a failure rate in [0, 1]")
+    if not 0.0 <= rate <= 1.0:
+        raise FaultError(f"{name} must be a failure rate in [0, 1]; found {found(value)}.")
+    return rate
 
 
 def sample_layer_bits(
@@ -437,10 +535,14 @@ def sample_layer_bits(
     Each stratum gets at least ``min_per_stratum`` faults (capped at N_h), so every stratum can be
     estimated; the total can then exceed n slightly (recorded in the strata).
     """
-    kind = _as_kind(kind)
+    _check_common(model, model_id, weights_sha256)
+    seed, error, p, kind = _seed(seed), _error_margin(error), _rate_p(p), _as_kind(kind)
+    n = _n_option(n)
+    min_per_stratum = integer("min_per_stratum", min_per_stratum, minimum=0)
+    prior = _check_prior(prior)
     t_val, conf = resolve_t(t, confidence)
-    if allocation not in ("proportional", "neyman"):
-        raise FaultError(f"Unknown allocation {allocation!r}; choose 'proportional' or 'neyman' (--allocation).")
+    if not isinstance(allocation, str) or allocation not in ("proportional", "neyman"):
+        raise FaultError(f"Unknown allocation {found(allocation)}; choose 'proportional' or 'neyman' (--allocation).")
     chosen, sel_bits = _selection(model, targets, layers, bits)
     cells = [(target, b) for target in chosen for b in sel_bits]
     sizes = [target.numel for target, _ in cells]
@@ -512,7 +614,9 @@ def exhaustive(
         FaultError: the selection holds more than ``max_faults`` faults (narrow ``layers`` or
             ``bits``, or raise ``max_faults``).
     """
+    _check_common(model, model_id, weights_sha256)
     kind = _as_kind(kind)
+    max_faults = integer("max_faults", max_faults, minimum=1)
     chosen, sel_bits = _selection(model, targets, layers, bits)
     population = sum(t.numel for t in chosen) * len(sel_bits)
     if population > max_faults:
@@ -535,7 +639,7 @@ def exhaustive(
 
 
 @dataclass(frozen=True)
-class Design:
+class FaultDesign:
     """A sampling design: its name (as the CLI and the list metadata spell it), builder and summary.
 
     The options a design accepts are the keyword parameters of its builder: the CLI and
@@ -556,13 +660,13 @@ class Design:
         return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-DESIGNS: dict[str, Design] = {d.name: d for d in (
-    Design("dnn-benchmarks", dnn_benchmarks_fault_list,
-           "upstream's generator: per-layer samples of bit flips in conv/linear weights, identical lists"),
-    Design("network", sample_network, "one simple random sample over the whole selected population"),
-    Design("layer", sample_layers, "one sample per tensor, each with the same error margin"),
-    Design("layer-bit", sample_layer_bits, "stratified by tensor x bit, proportional or Neyman allocation"),
-    Design("exhaustive", exhaustive, "every fault of a (small) selection: no sampling error"),
+DESIGNS: dict[str, FaultDesign] = {d.name: d for d in (
+    FaultDesign("dnn-benchmarks", dnn_benchmarks_fault_list,
+                "upstream's generator: per-layer samples of bit flips in conv/linear weights, identical lists"),
+    FaultDesign("network", sample_network, "one simple random sample over the whole selected population"),
+    FaultDesign("layer", sample_layers, "one sample per tensor, each with the same error margin"),
+    FaultDesign("layer-bit", sample_layer_bits, "stratified by tensor x bit, proportional or Neyman allocation"),
+    FaultDesign("exhaustive", exhaustive, "every fault of a (small) selection: no sampling error"),
 )}
 
 
@@ -572,8 +676,9 @@ def make_fault_list(model: nn.Module, design: str = "dnn-benchmarks", **options:
     Raises:
         FaultError: an unknown design, an option the design does not take, or a selection with no fault.
     """
-    if design not in DESIGNS:
-        raise FaultError(f"Unknown design {design!r}; choose one of {', '.join(DESIGNS)} (--design).")
+    if not isinstance(design, str) or design not in DESIGNS:
+        raise FaultError(f"Unknown design {found(design)}; choose one of {', '.join(DESIGNS)} (--design).")
+    check_model(model)
     spec = DESIGNS[design]
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
@@ -587,7 +692,8 @@ def make_fault_list(model: nn.Module, design: str = "dnn-benchmarks", **options:
 
 
 __all__ = [
-    "DESIGNS", "Design", "allocate", "parse_prior", "confidence_from_t", "dnn_benchmarks_fault_list", "exhaustive", "make_fault_list",
+    "DESIGNS", "FaultDesign", "allocate", "parse_prior", "confidence_from_t", "dnn_benchmarks_fault_list", "exhaustive",
+    "make_fault_list",
     "resolve_t", "sample_layer_bits", "sample_layers", "sample_network", "sample_size", "t_from_confidence",
     "unravel",
 ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from faultzoo.exceptions import FaultError
+from faultzoo.exceptions import FaultError, found
+from faultzoo.faults._args import module as check_model
 from faultzoo.faults.bits import word_width
 
 # "weights" is upstream's choice: every parameter with dim >= 2 (conv and linear weights).
@@ -60,7 +61,7 @@ def normalize_targets(targets: str | Iterable[str] | None) -> tuple[str, ...]:
     """Parse ``"weights,bias"`` or a sequence of group names; check they are known."""
     if targets is None:
         return DEFAULT_TARGETS
-    items = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else [str(t) for t in targets]
+    items = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else _strings("targets", targets)
     items = [t for t in items if t]
     if "all" in items:
         items = list(TARGET_GROUPS)
@@ -75,13 +76,29 @@ def normalize_layers(layers: str | Iterable[str] | None) -> tuple[str, ...]:
     """Parse comma-separated glob patterns (``"layer1.*,linear"``) into a tuple (empty: no filter)."""
     if layers is None:
         return ()
-    items = layers.split(",") if isinstance(layers, str) else list(layers)
+    items = layers.split(",") if isinstance(layers, str) else _strings("layers", layers)
     return tuple(p.strip() for p in items if p.strip())
+
+
+def _strings(name: str, value: object) -> list[str]:
+    """An iterable of names (a list or tuple of str) as a list; anything else raises FaultError."""
+    example = "'weights,bias' or ['weights', 'bias']" if name == "targets" else "'layer1.*,linear' or ['conv1']"
+    try:
+        if isinstance(value, (bytes, bytearray, Mapping)):
+            raise TypeError
+        items = list(value)  # type: ignore[call-overload]
+    except TypeError:  # not iterable (a 0-d array or tensor too)
+        raise FaultError(f"{name} must be comma-separated text or a sequence of names, e.g. {example}; "
+                         f"found {found(value)}.") from None
+    bad = [item for item in items if not isinstance(item, str)]
+    if bad:
+        raise FaultError(f"{name} must hold names (str), e.g. {example}; found {found(bad[0])} in {found(value)}.")
+    return items
 
 
 def model_targets(model: nn.Module) -> list[Target]:
     """Every floating-point tensor that belongs to a target group, in ``state_dict`` order."""
-    found: list[Target] = []
+    chosen: list[Target] = []
     seen: set[int] = set()
     for mod_name, module in model.named_modules():
         prefix = f"{mod_name}." if mod_name else ""
@@ -94,8 +111,8 @@ def model_targets(model: nn.Module) -> list[Target]:
             seen.add(id(tensor))
             group = _group_of(module, local, tensor, is_param)
             if group is not None:
-                found.append(Target(prefix + local, tuple(tensor.shape), tensor.dtype, group))
-    return found
+                chosen.append(Target(prefix + local, tuple(tensor.shape), tensor.dtype, group))
+    return chosen
 
 
 def select_targets(
@@ -116,6 +133,7 @@ def select_targets(
     Raises:
         FaultError: an unknown group, a pattern that matches nothing, or an empty selection.
     """
+    check_model(model)
     groups = normalize_targets(targets)
     patterns = normalize_layers(layers)
     candidates = [t for t in model_targets(model) if t.group in groups]

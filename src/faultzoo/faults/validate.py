@@ -6,7 +6,8 @@ import difflib
 
 from torch import nn
 
-from faultzoo.exceptions import FaultListFormatError
+from faultzoo.exceptions import FaultListFormatError, found
+from faultzoo.faults._args import module
 from faultzoo.faults.bits import LAYOUTS
 from faultzoo.faults.model import FaultList
 
@@ -77,6 +78,9 @@ def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults:
     Raises:
         FaultListFormatError: naming the file, line and Injection id, what is wrong, expected vs found.
     """
+    if not isinstance(fault_list, FaultList):
+        raise FaultListFormatError(f"fault_list must be a FaultList; found {found(fault_list)}.")
+    module(model, error=FaultListFormatError)
     check_unique_ids(fault_list)
     tensors = {name: (tuple(t.shape), t.dtype) for name, t in model.named_parameters()}
     tensors.update({name: (tuple(t.shape), t.dtype) for name, t in model.named_buffers() if t.is_floating_point()})

@@ -13,24 +13,41 @@ from faultzoo.exceptions import CheckpointError
 StateDict = dict[str, torch.Tensor]
 
 
-def _strip_module_prefix(state: Mapping[str, torch.Tensor]) -> StateDict:
+def _strip_module_prefix(state: Mapping[str, torch.Tensor], path: Path) -> StateDict:
+    """The state dict with its names checked (str -> tensor) and DataParallel's "module." prefixes removed."""
+    bad = next(((k, v) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        key, value = bad
+        raise CheckpointError(f"Checkpoint {path}: expected a state dict of tensor names (str) -> tensors, found "
+                              f"the entry {_short(key)} -> {type(value).__name__}. Save model.state_dict().")
     # Upstream checkpoints were saved under nn.DataParallel, which prefixes every key with "module.".
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _short(value: object, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # an int too long for repr
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _take(key: str) -> Callable[[object, Path], StateDict]:
     def adapter(obj: object, path: Path) -> StateDict:
         if not isinstance(obj, Mapping) or key not in obj:
-            found = sorted(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+            found = sorted(map(_short, obj))[:8] if isinstance(obj, Mapping) else type(obj).__name__
             raise CheckpointError(f"Checkpoint {path}: expected a dict with key {key!r}, found {found}.")
-        return _strip_module_prefix(obj[key])
+        if not isinstance(obj[key], Mapping):
+            raise CheckpointError(f"Checkpoint {path}: expected a state dict under {key!r}, found "
+                                  f"{type(obj[key]).__name__}.")
+        return _strip_module_prefix(obj[key], path)
     return adapter
 
 
 def _raw_state_dict(obj: object, path: Path) -> StateDict:
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, Mapping):
         raise CheckpointError(f"Checkpoint {path}: expected a state dict (name -> tensor), found {type(obj).__name__}.")
-    return _strip_module_prefix(obj)
+    return _strip_module_prefix(obj, path)
 
 
 def _auto(obj: object, path: Path) -> StateDict:
@@ -38,7 +55,7 @@ def _auto(obj: object, path: Path) -> StateDict:
     if isinstance(obj, Mapping):
         for key in ("state_dict", "net", "model"):
             if key in obj and isinstance(obj[key], Mapping):
-                return _strip_module_prefix(obj[key])
+                return _strip_module_prefix(obj[key], path)
     return _raw_state_dict(obj, path)
 
 
@@ -59,10 +76,14 @@ def read_checkpoint(path: Path, checkpoint_format: str = "auto") -> StateDict:
         raise CheckpointError(f"Checkpoint not found: {path}.")
     if path.is_dir():
         raise CheckpointError(f"Checkpoint {path} is a folder; pass the checkpoint file inside it.")
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        looks_right = _looks_like_torch_file(path)
+    except OSError as exc:  # no permission to read it, ...
+        raise CheckpointError(f"Cannot read checkpoint {path}: {exc.strerror or exc}.") from None
     if size == 0:
         raise CheckpointError(f"Checkpoint {path} is empty (0 bytes): an interrupted download or copy? Fetch it again.")
-    if not _looks_like_torch_file(path):
+    if not looks_right:
         raise CheckpointError(f"{path} is not a PyTorch checkpoint ({size:,} bytes; neither a torch.save zip archive "
                               "nor a legacy pickle). Pass a .pth/.th/.pt file written by torch.save.")
     try:
@@ -105,7 +126,10 @@ def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], *, so
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches {_few(shapes)}")
         raise CheckpointError(f"Checkpoint {source} does not fit the model: " + "; ".join(parts) + ".")
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # a tensor torch cannot copy into the parameter (its dtype, ...)
+        raise CheckpointError(f"Checkpoint {source} does not fit the model: {str(exc)[:300]}") from None
 
 
 def _few(items: list[str], limit: int = 6) -> str:

@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from faultzoo.exceptions import CheckpointError, UnknownModelError
+from faultzoo.exceptions import CheckpointError, UnknownModelError, found
 
 __all__ = ["USER_MODULE_PREFIX", "ModelRecipe", "build_model", "import_user_file", "parse_model_spec", "user_modules"]
 
@@ -66,6 +67,15 @@ def parse_model_spec(spec: str, *, weights: str | None = "default", num_classes:
     """
     from faultzoo.zoo.registry import list_models
 
+    if not isinstance(spec, str):
+        raise UnknownModelError(f"The model must be given as text: a zoo id, torchvision:NAME, module.path:function "
+                                f"or file.py:function; found {found(spec)}.")
+    if weights is not None and (not isinstance(weights, (str, os.PathLike)) or not isinstance(os.fspath(weights), str)):
+        raise CheckpointError(f"weights must be 'default', None or a checkpoint path (str or os.PathLike); found "
+                              f"{found(weights)}.")
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise UnknownModelError(f"num_classes must be a positive integer or None; found {found(num_classes)}.")
     text = spec.strip()
     if text.startswith("torchvision:"):
         name = text.split(":", 1)[1]
@@ -110,8 +120,12 @@ def build_model(recipe: ModelRecipe, *, progress: bool = False) -> nn.Module:
     else:
         raise UnknownModelError(f"Unknown recipe kind {recipe.kind!r}; expected zoo, torchvision or factory.")
     if recipe.weights is not None:
-        path = Path(recipe.weights).expanduser()
-        if not path.is_file():
+        try:
+            path = Path(recipe.weights).expanduser()
+            is_file = path.is_file()
+        except (OSError, RuntimeError, ValueError):  # a name too long, '~nobody' (no such home), ...
+            is_file = False
+        if not is_file:
             raise CheckpointError(f"--weights {recipe.weights}: no such checkpoint file.")
         load_state_strict(model, read_checkpoint(path), source=str(path))
     return model.eval()
@@ -144,7 +158,10 @@ def _call_factory(target: str) -> nn.Module:
     if required:
         raise UnknownModelError(f"{target}: the factory must build the model without arguments; it requires "
                                 f"{', '.join(required)}.")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as exc:
+        raise UnknownModelError(f"{target}: the factory raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise UnknownModelError(f"{target} returned a {type(model).__name__}, not a torch.nn.Module.")
     return model

@@ -17,7 +17,7 @@ from torch import nn
 
 from faultzoo import _hub
 from faultzoo._registry import BACKENDS
-from faultzoo.exceptions import UnknownModelError
+from faultzoo.exceptions import CheckpointError, UnknownDatasetError, UnknownModelError, found
 from faultzoo.zoo.architectures import all_architectures
 from faultzoo.zoo.checkpoints import load_state_strict, read_checkpoint
 from faultzoo.zoo.weights import WEIGHTS, Weights
@@ -81,6 +81,11 @@ def _table() -> dict[str, Callable[[], nn.Module]]:
 
 def list_models(dataset: str | None = None, pattern: str | None = None) -> list[str]:
     """Sorted model ids, optionally of one dataset and/or matching a glob pattern (``'*/resnet*'``)."""
+    if dataset is not None and not isinstance(dataset, str):
+        raise UnknownDatasetError(f"dataset must be a dataset name such as 'cifar10', or None; found {found(dataset)}.")
+    if pattern is not None and not isinstance(pattern, str):
+        raise UnknownModelError(f"pattern must be a glob over model ids such as '*/resnet*', or None; "
+                                f"found {found(pattern)}.")
     ids = sorted(_table())
     if dataset is not None:
         ids = [i for i in ids if i.split("/", 1)[0] == dataset]
@@ -89,18 +94,33 @@ def list_models(dataset: str | None = None, pattern: str | None = None) -> list[
     return ids
 
 
+def _check_id(model_id: object) -> str:
+    if not isinstance(model_id, str):
+        raise UnknownModelError(f"model_id must be a zoo model id (str) such as 'cifar10/resnet20'; found "
+                                f"{found(model_id)}. Run `faultzoo models` to list them.")
+    return model_id
+
+
 def _builder(model_id: str) -> Callable[[], nn.Module]:
     table = _table()
-    if model_id not in table:
+    if _check_id(model_id) not in table:
         close = difflib.get_close_matches(model_id, list(table), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownModelError(f"Unknown model {model_id!r}.{hint} Run `faultzoo models` to list the {len(table)} models.")
     return table[model_id]
 
 
-@cache
 def model_info(model_id: str) -> ModelInfo:
-    """Dataset, classes, input size, parameter and weight counts, weights descriptor and claimed top-1."""
+    """Dataset, classes, input size, parameter and weight counts, weights descriptor and claimed top-1.
+
+    Raises:
+        UnknownModelError: ``model_id`` is not a zoo id (the message suggests close ones).
+    """
+    return _model_info(_check_id(model_id))  # checked first: the cache needs a hashable argument
+
+
+@cache
+def _model_info(model_id: str) -> ModelInfo:
     from faultzoo.data import dataset_info
 
     build = _builder(model_id)
@@ -120,9 +140,13 @@ def model_info(model_id: str) -> ModelInfo:
     )
 
 
-@cache
 def tensor_names(model_id: str) -> frozenset[str]:
     """Names of the model's parameters and floating-point buffers (built on the meta device: no cost)."""
+    return _tensor_names(_check_id(model_id))
+
+
+@cache
+def _tensor_names(model_id: str) -> frozenset[str]:
     with torch.device("meta"):
         model = _builder(model_id)()
     return frozenset([name for name, _ in model.named_parameters()]
@@ -156,7 +180,7 @@ def get_model(model_id: str, weights: WeightsArg = "default", *, progress: bool 
         UnknownModelError, WeightsUnavailableError, IntegrityError, CheckpointError,
         FrameworkUnavailableError (``framework="keras"`` without TensorFlow).
     """
-    if framework != NATIVE_FRAMEWORK:
+    if not (isinstance(framework, str) and framework == NATIVE_FRAMEWORK):
         backend = BACKENDS.get(framework)  # the framework's backend converts the native model
         _builder(model_id)  # an unknown id fails here, before the framework loads
         return backend.zoo_model(model_id, weights, progress=progress)
@@ -180,12 +204,23 @@ def _resolve_weights(model_id: str, weights: WeightsArg, progress: bool) -> tupl
         path = _hub.fetch_file(weights.urls, weights.sha256, weights.filename,
                                progress=_progress_bar(weights.filename) if progress else None)
         return path, weights.checkpoint_format, weights.urls[0], _hub.sha256_file(path)
-    path = Path(weights).expanduser()
-    if not path.is_file():
+    if not isinstance(weights, (str, os.PathLike)) or not isinstance(os.fspath(weights), str):
+        raise UnknownModelError(f"weights must be 'default', None, a checkpoint path (str or os.PathLike) or a "
+                                f"Weights descriptor; found {found(weights)}.")
+    try:
+        path = Path(weights).expanduser()
+        is_file = path.is_file()
+    except (OSError, RuntimeError, ValueError):  # a name too long, '~nobody' (no such home), ...
+        is_file = False
+    if not is_file:
+        shown = str(weights) if len(str(weights)) <= 200 else str(weights)[:197] + "..."
         raise UnknownModelError(
-            f"weights={str(weights)!r} is neither 'default', None nor an existing checkpoint file."
+            f"weights={shown!r} is neither 'default', None nor an existing checkpoint file."
         )
-    return path, "auto", str(path.resolve()), _hub.sha256_file(path)
+    try:
+        return path, "auto", str(path.resolve()), _hub.sha256_file(path)
+    except OSError as exc:  # a file we may not read
+        raise CheckpointError(f"Cannot read checkpoint {path}: {exc.strerror or exc}.") from None
 
 
 def _progress_bar(name: str) -> Callable[[int, int | None], None]:
