@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import platform
 import random
+import sysconfig
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import torch
 from torch import nn
 
 from faultzoo.backends import Runnable
@@ -46,13 +50,17 @@ def load_model(spec: CampaignSpec, *, progress: bool = False) -> nn.Module:
                                     f"{type(spec.module).__name__}.")
         return spec.module.eval()
     recipe = spec.recipe
-    if recipe.kind == "zoo":
-        from faultzoo.zoo import get_model
+    # An untrained model is its initialisation: seeded, so that the same campaign builds the same model (the
+    # caller's random state is left as it was).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.init_seed)
+        if recipe.kind == "zoo":
+            from faultzoo.zoo import get_model
 
-        return get_model(spec.model_id, weights=spec.weights, progress=progress)
-    from faultzoo.zoo.recipes import build_model
+            return get_model(spec.model_id, weights=spec.weights, progress=progress)
+        from faultzoo.zoo.recipes import build_model
 
-    return build_model(recipe, progress=progress)
+        return build_model(recipe, progress=progress)
 
 
 def model_state_sha256(model: nn.Module) -> str:
@@ -94,20 +102,35 @@ def load_images(spec: CampaignSpec):
                           root=spec.data_root, download=spec.download)
 
 
+def _model_frames(exc: BaseException) -> str:
+    """Where in the model's own code (not torch's, not faultzoo's, not Python's) an exception was raised:
+    its frames, innermost last, one line each, for the error message (empty if none is the model's)."""
+    python = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
+    faultzoo = Path(__file__).resolve().parents[1]
+
+    def library(filename: str) -> bool:  # installed packages (torch...), Python itself, faultzoo
+        path = Path(filename).resolve()
+        return bool({"site-packages", "dist-packages"} & set(path.parts)) or path.is_relative_to(faultzoo) or \
+            any(path.is_relative_to(root) for root in python)
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not library(f.filename)]
+    lines = [f"\n  raised in the model's code: {f.filename}, line {f.lineno}, in {f.name}: {(f.line or '').strip()}"
+             for f in frames[-5:]]
+    return "".join(lines)
+
+
 def check_model_takes_images(model: nn.Module, selection, label: str) -> int:
     """One trial forward pass on two images, before any work: the model must take the images and return
     logits (N × classes) with a class for every label. Returns the number of classes."""
-    import torch
-
     x = selection.x[: min(2, len(selection.x))]
     shape = "×".join(map(str, selection.x.shape[1:]))
     try:
         with torch.inference_mode():
             out = model(x)
-    except Exception as exc:  # any failure of the user's forward pass is a misfit of model and data
+    except Exception as exc:  # any failure of the model's forward pass: a misfit of model and data, or its bug
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise DatasetError(f"Model {label} cannot take the images of {selection.source} (C×H×W {shape}): "
-                           f"{type(exc).__name__}: {first}") from None
+                           f"{type(exc).__name__}: {first}{_model_frames(exc)}") from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(x) or not out.is_floating_point():
         found = f"a {out.dtype} tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else \
             f"a {type(out).__name__}"
@@ -196,8 +219,6 @@ def _select_faults(spec: CampaignSpec, model: nn.Module) -> FaultList:
 
 
 def _absolute(path: str | None) -> str | None:
-    from pathlib import Path
-
     return str(Path(path).expanduser().resolve()) if path else path
 
 

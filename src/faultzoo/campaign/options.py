@@ -96,6 +96,9 @@ CAMPAIGN_OPTIONS: tuple[Option, ...] = (
            _text(path=True), "--output", spec=False),
     Option("weights", "default", "'default' (the zoo's checkpoint; untrained for torchvision and factories), "
            "None (untrained) or a checkpoint path.", _anything, "--weights"),
+    Option("init_seed", 0, "Seed of an untrained model's initialisation (weights none, or a torchvision or factory "
+           "model without a checkpoint): the same seed builds the same model, so the campaign resumes and "
+           "reproduces.", _any_int, "--init-seed"),
     Option("num_classes", None, "torchvision:NAME models: the classifier's size (default: the builder's).",
            _int(1, optional=True), "--num-classes"),
     Option("model_name", None, "The name a model object is recorded under (default: its class name).",

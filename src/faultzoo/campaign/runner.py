@@ -76,6 +76,7 @@ def run_campaign(
     *,
     output: str | os.PathLike,
     weights: str | os.PathLike | None = "default",
+    init_seed: int = 0,
     data: object = None,
     transform: str | None = None,
     num_classes: int | None = None,
@@ -115,7 +116,7 @@ def run_campaign(
     data_fields = _data_fields(data, limit=limit, per_class=per_class)
     if "selection" in data_fields:
         limit = per_class = None  # applied while the data was read
-    spec = CampaignSpec(faults=faults, **model_fields, weights=weights, num_classes=num_classes,
+    spec = CampaignSpec(faults=faults, **model_fields, weights=weights, num_classes=num_classes, init_seed=init_seed,
                         fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed, **data_fields,
                         transform=transform, data_root=data_root, limit=limit, per_class=per_class,
                         download=download, framework=framework, device=device, tf32=tf32, threads=threads,

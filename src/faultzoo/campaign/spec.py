@@ -32,6 +32,7 @@ class CampaignSpec:
     faults: str | os.PathLike | FaultList = field(repr=False)
     weights: object = "default"  # "default", None (untrained), a checkpoint path or a Weights descriptor
     num_classes: int | None = None  # torchvision builders only: the classifier's size
+    init_seed: int = 0  # an untrained model's initialisation
     module: object = field(default=None, repr=False, compare=False)  # a torch.nn.Module given as an object
     # which faults
     fault_limit: int | None = None
@@ -82,6 +83,12 @@ class CampaignSpec:
         from faultzoo.zoo.recipes import parse_model_spec
 
         return parse_model_spec(self.model_id, weights=self.weights, num_classes=self.num_classes)
+
+    @property
+    def untrained(self) -> bool:
+        """Whether the model is built here without a checkpoint (its weights are its seeded initialisation)."""
+        recipe = self.recipe
+        return recipe is not None and recipe.weights is None
 
     @property
     def in_zoo(self) -> bool:
@@ -160,6 +167,7 @@ def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha
         "data_sha256": data_sha256,
         "images": images,
         "batch_size": spec.batch_size,
+        **({"init_seed": spec.init_seed} if spec.untrained else {}),
         **spec.backend.identity(device=spec.device, tf32=spec.tf32, numerics=numerics or {}),
     }
 

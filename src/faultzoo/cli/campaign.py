@@ -57,6 +57,7 @@ def campaign(
                                          "untrained.")] = "default",
     data: Annotated[str | None, typer.Option("--data", help=_help("data"))] = None,
     transform: Annotated[str | None, typer.Option("--transform", help=_help("transform"))] = None,
+    init_seed: Annotated[int, typer.Option("--init-seed", help=_help("init_seed"))] = 0,
     num_classes: Annotated[int | None, typer.Option("--num-classes", help=_help("num_classes"))] = None,
     data_root: Annotated[Path | None, typer.Option("--data-root", help=_help("data_root"))] = None,
     limit: Annotated[int | None, typer.Option("--limit", help=_help("limit"))] = None,
@@ -96,7 +97,7 @@ def campaign(
 
         result = run_campaign(
             model_id, faults, output=output, weights=weights_arg(weights), data=data, transform=transform,
-            num_classes=num_classes, data_root=data_root, limit=limit,
+            num_classes=num_classes, init_seed=init_seed, data_root=data_root, limit=limit,
             per_class=per_class, fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed,
             engine=engine, workers=workers, dask=dask, batch_size=batch_size, keep_outcomes=keep_outcomes, device=device,
             tf32=tf32, download=download, callbacks=[on_progress], framework=framework,

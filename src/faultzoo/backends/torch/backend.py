@@ -3,6 +3,7 @@ allowed; engines ``reference`` and ``fast``."""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -17,6 +18,8 @@ from faultzoo.zoo import get_model
 
 __all__ = ["TorchBackend"]
 
+_logger = logging.getLogger(__name__)
+
 
 class TorchBackend(Backend):
     name = "torch"
@@ -26,7 +29,9 @@ class TorchBackend(Backend):
         return get_model(model_id, weights, progress=progress)
 
     def check_settings(self, *, device: str, tf32: bool) -> None:
-        self.device(device)
+        if self.device(device).type == "cpu" and tf32:
+            _logger.warning("tf32=True has no effect on a CPU: CPU kernels compute in strict float32 (TF32 is a "
+                            "GPU tensor-core mode); the campaign records tf32 as asked")
 
     @staticmethod
     def device(device: object) -> torch.device:
