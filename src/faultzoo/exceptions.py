@@ -90,8 +90,8 @@ class OptionError(FaultzooError, ValueError):
     def message(self, name: str | None = None) -> str:
         """The message, with the parameter called ``name`` (default: its Python name; a flag such as
         ``--fault-sample`` is printed as the command line takes it)."""
-        if name and name.startswith("-"):
-            return f"{name} {_text(self.value, str)}: {self.expected}"
+        if name and name.startswith("-"):  # a flag left out (None) is named alone
+            return f"{name}{'' if self.value is None else ' ' + _text(self.value, str)}: {self.expected}"
         return f"{name or self.parameter}={_text(self.value, repr)}: {self.expected}"
 
     def __reduce__(self):  # survives pickling between processes

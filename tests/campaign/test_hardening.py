@@ -95,3 +95,40 @@ def test_a_resumed_run_says_how_many_faults_were_stored(tmp_path, faults, capsys
     code, out_text, err = run_faultzoo(capsys, *args)
     assert code == 0, err
     assert "resuming: 2 of 3 faults already stored" in out_text
+
+
+LAB_NET = ("import torch\nfrom torch import nn\n\n\ndef build():\n    torch.manual_seed(0)\n"
+           "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))\n")
+
+
+def test_npz_images_work_for_a_model_outside_the_zoo_with_their_datasets_transform(tmp_path, capsys, npz):
+    (tmp_path / "lab_nets.py").write_text(LAB_NET)
+    fl = write_fault_list(FaultList((Fault("0.weight", (0, 0, 1, 1), (30,)), Fault("3.weight", (1, 2), (31,)))),
+                          tmp_path / "net.csv", format="torch")
+    base = ("campaign", f"{tmp_path / 'lab_nets.py'}:build", "--faults", fl, "--data", npz, "--limit", "16")
+    code, _, err = run_faultzoo(capsys, *base, "-o", tmp_path / "refused")
+    assert code == 1 and "--transform: the images of" in err and "cifar10, cifar100, gtsrb" in err
+    assert not (tmp_path / "refused").exists()
+    code, out, err = run_faultzoo(capsys, *base, "--transform", "cifar10", "-o", tmp_path / "run")
+    assert code == 0, err
+    assert (tmp_path / "run" / "results.csv").is_file()
+
+
+def test_keras_and_dask_start_up_messages_are_hidden_unless_verbose(tmp_path):
+    """TensorFlow's C++ start-up banner (absl, oneDNN) and Dask's INFO lines stay off the terminal."""
+    import subprocess
+    import sys
+
+    script = ("import faultzoo, logging\nfrom faultzoo.cli import main\n"
+              "faultzoo.get_model('cifar10/resnet20', weights=None, framework='keras')\n"
+              "from faultzoo.campaign.executors import local_cluster\n"
+              "logging.basicConfig(format='%(levelname)s %(name)s: %(message)s')\n"
+              "from faultzoo.cli import _log_level\n_log_level('WARNING')\n"
+              "with local_cluster(1):\n    pass\n")
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "oneDNN" not in quiet.stderr and "absl" not in quiet.stderr and "INFO distributed" not in quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", script.replace("_log_level('WARNING')", "_log_level('INFO')")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**__import__("os").environ, "FAULTZOO_VERBOSE": "1"})
+    assert "oneDNN" in loud.stderr and "INFO distributed" in loud.stderr

@@ -109,7 +109,7 @@ def test_library_errors_reach_the_caller(meta_models, tmp_path):
     assert "nothing*" in str(result.exception)
     result = _run("convert", tmp_path / "missing.csv", "--to", "faultzoo", "-o", tmp_path / "y.csv")
     assert result.exit_code == 1 and "does not exist" in str(result.exception)
-    result = _run("convert", tmp_path / "missing.csv", "-o", tmp_path / "y.csv")  # --to keras without --model
+    result = _run("convert", tmp_path / "missing.csv", "--to", "keras", "-o", tmp_path / "y.csv")  # no --model
     assert result.exit_code == 2 and "--model" in result.output
 
 

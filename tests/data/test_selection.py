@@ -127,3 +127,24 @@ def test_path_without_npz_suffix_that_exists_is_read_as_npz(tmp_path):
     p.write_bytes(b"junk")
     with pytest.raises(DatasetError, match="Cannot read"):
         load_selection(p, dataset="cifar10")
+
+
+def test_fewer_images_than_the_limit_says_what_was_selected_and_why(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "s.npz"
+    np.savez(path, x=rng.integers(0, 256, (1000, 32, 32, 3), dtype=np.uint8), y=np.arange(1000) % 10)
+    with caplog.at_level("WARNING", logger="faultzoo.data.selection"):
+        sel = load_selection(path, dataset="cifar10", per_class=3, limit=50)
+    assert len(sel) == 30
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "offers" not in text
+    assert f"30 images selected from npz file {path.resolve()}: 3 per class of 10 classes (limit 50)." in text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="faultzoo.data.selection"):
+        load_selection(path, dataset="cifar10", limit=2000)
+    assert "1,000 images selected from npz file" in caplog.text and "all it holds (limit 2000)" in caplog.text
+    caplog.clear()
+    np.savez(path, x=rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8), y=np.array([0, 0, 0, 1, 2]))
+    with caplog.at_level("WARNING", logger="faultzoo.data.selection"):
+        load_selection(path, dataset="cifar10", per_class=2, limit=50)
+    assert "4 images selected" in caplog.text and "up to 2 per class of 3 classes (limit 50)" in caplog.text

@@ -161,3 +161,28 @@ def test_bias_faults_round_trip_through_torch_format_without_model(tmp_path):
     path = write_fault_list(fl, tmp_path / "t.csv", format="torch")
     assert path.read_text().splitlines()[1] == '0,conv.bias,"(2,)",31'
     assert list(read_fault_list(path)) == list(fl)
+
+
+def test_a_file_model_is_known_by_file_and_function_wherever_the_file_lies(tiny, tmp_path):
+    fl = sample_layer_bits(tiny, n=5, model_id=str(tmp_path / "nets" / "lab_nets.py") + ":build")
+    assert fl.meta.model_id == "lab_nets.py:build"  # recorded without the folders
+    path = write_fault_list(fl, tmp_path / "lab_FL.csv")
+    for model_id in ("lab_nets.py:build", "./lab_nets.py:build", f"{tmp_path}/lab_nets.py:build"):
+        assert read_fault_list(path, tiny, model_id=model_id).meta.model_id == "lab_nets.py:build"
+    with pytest.raises(FaultListFormatError, match="made for model 'lab_nets.py:build', not 'other.py:build'"):
+        read_fault_list(path, tiny, model_id="other.py:build")
+    with pytest.raises(FaultListFormatError, match="not './lab_nets.py:other'"):
+        read_fault_list(path, tiny, model_id="./lab_nets.py:other")
+    upstream = write_fault_list(fl, tmp_path / "lab_torch.csv", format="torch")
+    assert read_fault_list(upstream, tiny, model_id="./lab_nets.py:build").meta.model_id == "lab_nets.py:build"
+
+
+def test_the_repeat_advice_is_a_command_for_the_list_at_hand(tiny, tmp_path):
+    fault = Fault("fc.weight", (0, 0), (1,))
+    with pytest.raises(FaultListFormatError, match=r"FaultList.without_repeats\(\) drops them"):
+        validate(FaultList([fault, fault]), tiny)  # no file: the Python call
+    path = write_fault_list(FaultList([fault, fault]), tmp_path / "my list.csv")
+    with pytest.raises(FaultListFormatError) as info:
+        read_fault_list(path, tiny)
+    assert (f"`faultzoo faultlist convert '{path}' --dedupe -o '{tmp_path}/my list_unique.csv'` writes the list "
+            "without repeats") in str(info.value)

@@ -9,7 +9,7 @@ import torch
 
 from faultzoo.exceptions import CheckpointError, UnknownModelError
 from faultzoo.zoo import state_sha256
-from faultzoo.zoo.recipes import ModelRecipe, build_model, parse_model_spec
+from faultzoo.zoo.recipes import ModelRecipe, build_model, model_label, parse_model_spec
 
 FACTORY = textwrap.dedent("""
     import torch
@@ -103,3 +103,17 @@ def test_factory_that_does_not_import(tmp_path):
 def test_torchvision_builder_untrained_with_classes():
     model = build_model(parse_model_spec("torchvision:mobilenet_v3_small", num_classes=10))
     assert model.classifier[-1].out_features == 10 and not model.training
+
+
+@pytest.mark.parametrize(("spec", "label"), [
+    ("lab_nets.py:build", "lab_nets.py:build"),
+    ("./lab_nets.py:build", "lab_nets.py:build"),
+    ("/home/me/nets/lab_nets.py:build", "lab_nets.py:build"),
+    ("~/lab_nets.py:build", "lab_nets.py:build"),
+    ("cifar10/resnet20", "cifar10/resnet20"),
+    ("torchvision:resnet18", "torchvision:resnet18"),
+    ("my_lab.nets:build", "my_lab.nets:build"),
+    (None, None),
+])
+def test_model_label_names_a_file_model_by_file_and_function(spec, label):
+    assert model_label(spec) == label

@@ -10,7 +10,9 @@ import torch
 
 import faultzoo
 from faultzoo import _hub
-from faultzoo.exceptions import CheckpointError, IntegrityError, UnknownModelError, WeightsUnavailableError
+from faultzoo.exceptions import (
+    CheckpointError, IntegrityError, UnknownDatasetError, UnknownModelError, WeightsUnavailableError,
+)
 from faultzoo.zoo import WEIGHTS, Weights, get_model, list_models, model_info
 from tests.conftest import require_shared
 from tests.zoo.test_architectures import EXPECTED_IDS
@@ -150,3 +152,12 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
 def test_missing_checkpoint_path_is_explained(tmp_path):
     with pytest.raises(UnknownModelError, match="neither 'default', None nor an existing checkpoint"):
         get_model("cifar10/resnet20", weights=tmp_path / "nope.pt")
+
+
+def test_list_models_takes_a_dataset_in_any_case_and_refuses_unknown_ones():
+    assert list_models("CIFAR10") == list_models("cifar10") == [i for i in list_models() if i.startswith("cifar10/")]
+    with pytest.raises(UnknownDatasetError, match=r"Unknown dataset 'imagenet'\. Valid datasets: cifar10, cifar100, "
+                                                  r"gtsrb\."):
+        list_models("imagenet")
+    with pytest.raises(UnknownDatasetError, match="Did you mean 'cifar10'"):
+        list_models("cifar")

@@ -21,9 +21,13 @@ from torch import nn
 from faultzoo.backends import Runnable
 from faultzoo.backends.torch.numerics import versions
 from faultzoo.campaign.spec import IMAGEFOLDER, CampaignSpec, campaign_identity
+from faultzoo.data import list_datasets, load_selection
+from faultzoo.data.custom import load_data
 from faultzoo.exceptions import DatasetError, OptionError, UnknownModelError
 from faultzoo.faults import FaultList, read_fault_list, validate
 from faultzoo.faults.target_kinds import WEIGHT, TargetKind, target_kind_of
+from faultzoo.zoo import get_model, model_info, state_sha256
+from faultzoo.zoo.recipes import build_model
 
 __all__ = ["LoadedCampaign", "load_campaign", "load_images", "load_model", "subset"]
 
@@ -55,11 +59,7 @@ def load_model(spec: CampaignSpec, *, progress: bool = False) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.init_seed)
         if recipe.kind == "zoo":
-            from faultzoo.zoo import get_model
-
             return get_model(spec.model_id, weights=spec.weights, progress=progress)
-        from faultzoo.zoo.recipes import build_model
-
         return build_model(recipe, progress=progress)
 
 
@@ -68,36 +68,36 @@ def model_state_sha256(model: nn.Module) -> str:
     known = getattr(getattr(model, "faultzoo", None), "state_sha256", None)
     if known is not None:
         return known
-    from faultzoo.zoo import state_sha256
-
     return state_sha256(model)
 
 
 def load_images(spec: CampaignSpec):
     """The campaign's data selection (images preprocessed, labels)."""
-    from faultzoo.data import list_datasets, load_selection
-
     if spec.selection is not None:
         return spec.selection
     data = None if spec.data is None else str(spec.data)
-    if data is not None and data.startswith(IMAGEFOLDER):
-        if not spec.transform:
-            raise OptionError("transform", None, f"data {data} needs a transform: a torchvision weights member (e.g. "
-                              "ResNet18_Weights.IMAGENET1K_V1) or steps such as resize=72,crop=64,mean=0.5:0.5:0.5,"
-                              "std=0.25:0.25:0.25.")
-        from faultzoo.data.custom import selection_from_imagefolder
-
-        return selection_from_imagefolder(data[len(IMAGEFOLDER):], spec.transform, limit=spec.limit)
-    if spec.in_zoo:
-        from faultzoo.zoo import model_info
-
-        dataset = model_info(spec.model_id).dataset
-    elif data in list_datasets():
+    zoo_dataset = model_info(spec.model_id).dataset if spec.in_zoo else None
+    if data is not None and data.startswith(IMAGEFOLDER):  # checked against a zoo model's dataset (image size)
+        return load_data(data, dataset=zoo_dataset, transform=spec.transform, limit=spec.limit,
+                         per_class=spec.per_class)
+    datasets = list_datasets()
+    if zoo_dataset is not None:
+        dataset = zoo_dataset
+    elif data in datasets:
         dataset = data
+    elif data is not None and data.lower().endswith(".npz"):
+        # An .npz holds a dataset's raw pixels: a model outside the zoo names the dataset whose test transform
+        # they take (the trial forward pass then checks that they fit the model).
+        if spec.transform not in datasets:
+            raise OptionError("transform", spec.transform, f"the images of {data} take the test transform of the "
+                              f"dataset they come from: name it ({', '.join(datasets)}) for a model outside the zoo.",
+                              usage=spec.transform is not None)
+        dataset = spec.transform
     else:
         raise DatasetError(f"Model {spec.model_id} is not a zoo model: name its images with data: a dataset name such "
-                           f"as cifar10, imagefolder:PATH with a transform, or from Python (x, y) tensors, a torch "
-                           f"Dataset or a DataSelection." + (f" Found {data!r}." if data else ""))
+                           f"as cifar10, an .npz file with the transform of its dataset, imagefolder:PATH with a "
+                           f"transform, or from Python (x, y) tensors, a torch Dataset or a DataSelection."
+                           + (f" Found {data!r}." if data else ""))
     return load_selection(data or dataset, dataset=dataset, limit=spec.limit, per_class=spec.per_class,
                           root=spec.data_root, download=spec.download)
 
@@ -176,8 +176,6 @@ def load_campaign(spec: CampaignSpec, *, numerics: dict) -> LoadedCampaign:
 
 def _model_provenance(spec: CampaignSpec, model: nn.Module, state_hash: str, classes: int) -> dict:
     if spec.in_zoo:
-        from faultzoo.zoo import model_info
-
         return {**model_info(spec.model_id).to_dict(), "provenance": model.faultzoo.to_dict()}
     recipe = spec.recipe
     return {"id": spec.model_id, "recipe": recipe.describe() if recipe is not None else None,

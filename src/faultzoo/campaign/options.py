@@ -113,7 +113,9 @@ CAMPAIGN_OPTIONS: tuple[Option, ...] = (
            "from Python also (x, y) tensors, a torch Dataset or a DataSelection. Default: a zoo model's dataset.",
            _anything, "--data"),
     Option("transform", None, "For imagefolder data: a torchvision weights member (ResNet18_Weights.IMAGENET1K_V1) "
-           "or steps resize=N,crop=N,mean=A:B:C,std=A:B:C.", _text(optional=True), "--transform"),
+           "or steps resize=N,crop=N,mean=A:B:C,std=A:B:C; for an .npz file and a model outside the zoo: the "
+           "dataset whose test transform its images take (cifar10, cifar100, gtsrb).", _text(optional=True),
+           "--transform"),
     Option("data_root", None, "Folder of torchvision datasets (default $FAULTZOO_DATA).", _text(optional=True, path=True),
            "--data-root"),
     Option("limit", None, "Use only the first N images.", _int(1, optional=True), "--limit"),

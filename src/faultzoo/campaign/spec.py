@@ -18,6 +18,7 @@ from pathlib import Path
 from faultzoo.backends import Backend, EngineEntry, engine_entry, get_backend
 from faultzoo.campaign.options import check_options
 from faultzoo.faults import FaultList
+from faultzoo.zoo.recipes import model_label
 
 __all__ = ["CampaignSpec", "campaign_identity", "identity_token"]
 
@@ -159,7 +160,7 @@ def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha
     recorded): device, dtype, TF32 and the framework versions, and for another framework than the
     default its name, so that a campaign of one framework is never resumed as another's."""
     return {
-        "model_id": _label(spec.model_id),
+        "model_id": model_label(spec.model_id),
         **({} if spec.in_zoo else {"model": _model_record(spec)}),
         "weights_state_sha256": weights_sha256,
         "fault_list_sha256": fault_list_sha256,
@@ -172,18 +173,12 @@ def campaign_identity(spec: CampaignSpec, *, weights_sha256: str, fault_list_sha
     }
 
 
-def _label(model_id: str) -> str:
-    """A model's name independent of where its file lies: ``file.py:function`` for a factory in a file."""
-    head, sep, function = model_id.rpartition(":")
-    return f"{Path(head).name}:{function}" if sep and head.endswith(".py") else model_id
-
-
 def _model_record(spec: CampaignSpec) -> dict:
     """How a model outside the zoo was made: its recipe (without paths, which may move), or its class."""
     if spec.module is not None:
         return {"kind": "object", "class": f"{type(spec.module).__module__}.{type(spec.module).__qualname__}"}
     recipe = spec.recipe.describe()
-    recipe["target"] = _label(recipe["target"])
+    recipe["target"] = model_label(recipe["target"])
     recipe["weights"] = recipe["weights"] is not None  # the state hash says which
     return recipe
 

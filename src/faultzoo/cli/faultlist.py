@@ -190,7 +190,7 @@ AllocationOpt = Annotated[Allocation, typer.Option("--allocation", help="layer-b
 PriorOpt = Annotated[str | None, typer.Option("--prior", help="layer-bit neyman: prior rate(s), '0.1' or '31=0.6,23-30=0.2'.")]
 MaxFaultsOpt = Annotated[int, typer.Option("--max-faults", min=1, help="exhaustive: refuse lists larger than this.")]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format (torch/keras: upstream layouts).")]
-ToOpt = Annotated[Format, typer.Option("--to", help="Output format.")]
+ToOpt = Annotated[Format | None, typer.Option("--to", help="Output format (default: the input's own).")]
 ConvertModelOpt = Annotated[str | None, typer.Option("--model", help="Model id: needed for Keras lists; validates every fault.")]
 
 
@@ -246,7 +246,7 @@ def generate(
 def convert(
     source: Annotated[Path, typer.Argument(metavar="IN", help="Fault list to read (format detected).")],
     output: OutputOpt,
-    to: ToOpt = Format.keras,
+    to: ToOpt = None,
     model_id: ConvertModelOpt = None,
     dedupe: Annotated[bool, typer.Option("--dedupe", help="Drop rows that repeat an earlier row's fault.")] = False,
 ) -> None:
@@ -258,13 +258,14 @@ def convert(
         raise typer.BadParameter("converting to Keras needs the model for the layer names: add --model MODEL.",
                                  param_hint="--model")
     fault_list = read_fault_list(source, model, model_id=model_id, allow_duplicate_faults=dedupe)
+    fmt = to.value if to is not None else fault_list.meta.source_format  # a Keras input was read with --model
     if dedupe:
         fault_list = fault_list.without_repeats()
     if model_id is not None and fault_list.meta.weights_sha256 is None:
         fault_list = fault_list.with_meta(weights_sha256=_weights_sha256(model_id))
-    write_fault_list(fault_list, output, format=to.value, model=model)
-    console.print(summary_table(fault_list, title=f"{source} ({fault_list.meta.source_format}) -> {to.value}",
-                                output=output, fmt=to.value))
+    write_fault_list(fault_list, output, format=fmt, model=model)
+    console.print(summary_table(fault_list, title=f"{source} ({fault_list.meta.source_format}) -> {fmt}",
+                                output=output, fmt=fmt))
 
 
 def register(app: typer.Typer) -> None:

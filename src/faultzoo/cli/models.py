@@ -11,7 +11,8 @@ from faultzoo.cli._common import console
 
 
 def models(
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Only models of this dataset.")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Only models of this dataset: cifar10, cifar100 or gtsrb (any case).")] = None,
 ) -> None:
     """List the zoo: id, parameters, weights source and whether they are in the cache or mirror, claimed top-1,
     and the frameworks each model is available in (torch; keras with faultzoo[tf]).
@@ -21,7 +22,7 @@ def models(
     from faultzoo.zoo import list_models, model_info
 
     rows = []
-    for model_id in list_models(dataset):
+    for model_id in list_models(dataset):  # an unknown dataset: UnknownDatasetError, listing the known ones
         info = model_info(model_id)
         w = info.weights
         rows.append({
@@ -30,6 +31,9 @@ def models(
             "weights source": f"{w.repo} ({w.storage})" if w else "-", "available": w.availability() if w else "-",
             "top-1 %": f"{w.claimed_top1:.1f}" if w else "-", "frameworks": ",".join(info.frameworks),
         })
+    if not rows:  # no dataset without models today; never a table without rows (its widths need one)
+        print("No models." if dataset is None else f"No models of {dataset}.")
+        return
     wide = ["id", "params", "weights (≥2-D)", "input", "weights source", "available", "top-1 %", "frameworks"]
     if console.is_terminal and console.width >= _width(rows, wide) + 3 * len(wide):
         table = Table(title="faultzoo model zoo (top-1: claimed by upstream)")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from faultzoo.data.info import DatasetInfo, dataset_info, list_datasets
+from faultzoo.data.custom import IMAGEFOLDER, load_data
 from faultzoo.data.selection import DataSelection, load_selection, select_indices
 from faultzoo.data.sources import NpzDataset, dataset_labels, default_data_root, load_dataset
 from faultzoo.data.transforms import test_transform, to_nhwc, train_transform
 
 __all__ = [
+    "IMAGEFOLDER",
     "DataSelection",
     "DatasetInfo",
     "NpzDataset",
@@ -15,6 +17,7 @@ __all__ = [
     "dataset_labels",
     "default_data_root",
     "list_datasets",
+    "load_data",
     "load_dataset",
     "load_selection",
     "select_indices",

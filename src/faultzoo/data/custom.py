@@ -3,23 +3,34 @@
 Every form ends as the same :class:`~faultzoo.data.DataSelection` (float32 N×C×H×W images, int64
 labels, a content fingerprint), so campaigns, stores and resumes treat it like the zoo's datasets.
 A Dataset is materialised once, in index order (deterministic); an image folder goes through a
-transform named on the command line (``--transform``).
+transform named on the command line (``--transform``). :func:`load_data` reads every form the command
+line's ``--data`` names (a dataset, an ``.npz``, ``imagefolder:PATH``).
 """
 
 from __future__ import annotations
 
 import operator
+import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from faultzoo.exceptions import DatasetError, found
+from faultzoo.exceptions import DatasetError, OptionError, found
 
-__all__ = ["parse_transform", "selection_from_dataset", "selection_from_imagefolder", "selection_from_tensors"]
+if TYPE_CHECKING:
+    from faultzoo.data.selection import DataSelection
+
+__all__ = [
+    "IMAGEFOLDER", "load_data", "parse_transform", "selection_from_dataset", "selection_from_imagefolder",
+    "selection_from_tensors",
+]
+
+IMAGEFOLDER = "imagefolder:"  # data="imagefolder:PATH" (CLI: --data imagefolder:PATH)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -163,24 +174,123 @@ def _weights_transform(name: str) -> Callable:
     return weights.transforms()
 
 
+def _read_image(path: str):
+    """An image file as an RGB PIL image (torchvision's default loader), or DatasetError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except UnidentifiedImageError:
+        reason = "not an image PIL can read (a damaged file, or another format under an image name)"
+    except Image.DecompressionBombError as exc:
+        reason = str(exc)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged data, unreadable file
+        reason = f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
+    raise DatasetError(f"Cannot read image file {path}: {reason}. Remove or replace it.")
+
+
 def selection_from_imagefolder(folder: str | Path, transform: Callable | str, *, limit: int | None = None,
+                               per_class: int | None = None, dataset: str | None = None,
                                progress: ProgressCallback | None = None):
-    """Images of a folder laid out as torchvision's ImageFolder (one sub-folder per class, sorted names)."""
+    """Images of a folder laid out as torchvision's ImageFolder (one sub-folder per class, sorted names).
+
+    Args:
+        folder: the folder (``--data imagefolder:PATH``).
+        transform: a callable (PIL image -> C×H×W tensor) or ``--transform`` text (see :func:`parse_transform`).
+        limit, per_class: which images, as for the datasets (see :func:`faultzoo.data.select_indices`).
+        dataset: for a zoo model, its dataset: the images (after the transform) must have its input size
+            and the folder at most its number of classes.
+
+    Raises:
+        DatasetError: no such folder, an image file that cannot be read (named), images of another size
+            than the dataset's, more classes than it has.
+    """
+    from torch.utils.data import Subset
     from torchvision.datasets import ImageFolder
 
+    from faultzoo.data.info import check_image_size, dataset_info
+    from faultzoo.data.selection import _check_count, select_indices
     from faultzoo.data.sources import as_path
 
     folder = as_path("folder", folder)
     if not callable(transform) and not isinstance(transform, str):
         raise DatasetError(f"transform must be a callable (PIL image -> tensor) or --transform text; found "
                            f"{found(transform)}.")
+    _check_count("limit", limit)
+    _check_count("per_class", per_class)
+    info = dataset_info(dataset) if dataset is not None else None
     if not folder.is_dir():
         raise DatasetError(f"imagefolder:{folder}: no such folder.")
     if isinstance(transform, str):
         transform = parse_transform(transform)
     try:
-        ds = ImageFolder(str(folder), transform=transform)
+        ds = ImageFolder(str(folder), transform=transform, loader=_read_image)
     except (FileNotFoundError, OSError) as exc:
         raise DatasetError(f"imagefolder:{folder}: {exc}. Expected one sub-folder of images per class.") from None
-    selection = selection_from_dataset(ds, limit=limit, source=f"imagefolder {folder.resolve()}", progress=progress)
-    return selection
+    where = f"imagefolder:{folder}"
+    if info is not None and len(ds.classes) > info.num_classes:
+        raise DatasetError(f"{where} does not fit {info.name}: it has {len(ds.classes)} class folders, "
+                           f"{info.name} models have {info.num_classes} classes.")
+    chosen = select_indices(ds.targets, limit=limit, per_class=per_class)
+    if info is not None and chosen.size:  # one image decoded first: a misfit is named before all are read
+        image = ds[int(chosen[0])][0]
+        if isinstance(image, torch.Tensor) and image.ndim == 3:
+            check_image_size(f"{where} (after the transform)", info.name, image.shape[1], image.shape[2])
+    source = f"imagefolder {folder.resolve()}"
+    if per_class is None:  # the first images: read as they come (the selection of earlier versions)
+        return selection_from_dataset(ds, limit=limit, source=source, progress=progress)
+    selection = selection_from_dataset(Subset(ds, chosen.tolist()), source=source, progress=progress)
+    return replace(selection, indices=chosen, sample_ids=chosen, limit=limit, per_class=per_class)
+
+
+def load_data(
+    data: str | Path | None,
+    *,
+    dataset: str | None,
+    transform: Callable | str | None = None,
+    limit: int | None = None,
+    per_class: int | None = None,
+    root: str | Path | None = None,
+    download: bool = False,
+    progress: ProgressCallback | None = None,
+) -> DataSelection:
+    """The images a model is evaluated or injected on, from what the command line's ``--data`` names.
+
+    Args:
+        data: a dataset name (its test split), the path of an ``.npz`` (pixels of ``dataset``'s images),
+            ``imagefolder:PATH`` (one sub-folder per class, with ``transform``), or None: ``dataset``'s test split.
+        dataset: the model's zoo dataset, or None for a model outside the zoo (whose images must then be
+            named by ``data``: a dataset name or an image folder).
+        transform: for an image folder only: a torchvision weights member or steps (see
+            :func:`faultzoo.data.custom.parse_transform`), or a callable.
+        limit, per_class, root, download, progress: see :func:`load_selection`.
+
+    Raises:
+        OptionError: ``transform`` missing for an image folder, or given for other data.
+        UnknownDatasetError, DatasetError: as :func:`load_selection`, and images that do not fit ``dataset``.
+    """
+    from faultzoo.data.info import list_datasets
+    from faultzoo.data.selection import load_selection
+
+    text = None if data is None else (os.fspath(data) if isinstance(data, (str, os.PathLike)) else data)
+    if isinstance(text, str) and text.startswith(IMAGEFOLDER):
+        if transform is None or (isinstance(transform, str) and not transform.strip()):
+            raise OptionError("transform", None, f"data {text} needs a transform: a torchvision weights member "
+                              "(e.g. ResNet18_Weights.IMAGENET1K_V1) or steps such as resize=72,crop=64,"
+                              "mean=0.5:0.5:0.5,std=0.25:0.25:0.25.")
+        return selection_from_imagefolder(text[len(IMAGEFOLDER):], transform, limit=limit, per_class=per_class,
+                                          dataset=dataset, progress=progress)
+    if transform is not None:
+        raise OptionError("transform", transform, "applies to imagefolder:PATH data only (a dataset's images and an "
+                          ".npz's go through the dataset's own test transform).")
+    if dataset is None:
+        if not isinstance(text, str) or text not in list_datasets():
+            shown = f" Found {found(text)}." if isinstance(text, str) else ""
+            raise DatasetError("A model outside the zoo has no dataset of its own: name its images with data (CLI: "
+                               f"--data): a dataset name ({', '.join(list_datasets())}) or imagefolder:PATH with a "
+                               "transform (an .npz holds pixels of a zoo dataset, normalised as that dataset's: for "
+                               f"zoo models only).{shown}")
+        dataset = text
+    return load_selection(dataset if data is None else data, dataset=dataset, limit=limit, per_class=per_class,
+                          root=root, download=download, progress=progress)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from faultzoo.exceptions import DatasetError, UnknownDatasetError, found
 
-__all__ = ["DatasetInfo", "dataset_info", "list_datasets"]
+__all__ = ["DatasetInfo", "check_image_size", "dataset_info", "list_datasets"]
 
 
 @dataclass(frozen=True)
@@ -170,3 +170,19 @@ def unknown_dataset_message(name: object) -> str:
     if close:
         msg += f" Did you mean {close[0]!r}?"
     return msg + f" Valid datasets: {', '.join(valid)}."
+
+
+def check_image_size(where: str, dataset: str, height: int, width: int) -> None:
+    """The one rule for images given to a zoo dataset's models (an ``.npz``'s pixels, an image folder's
+    images after their transform): they must be the dataset's input size; no model is left to resize
+    them silently (a CIFAR model with global pooling takes 64×64 images and computes something else).
+
+    Raises:
+        DatasetError: naming ``where`` (the file or folder), the images' size and the size expected.
+    """
+    info = dataset_info(dataset)
+    _, h, w = info.input_size
+    if (height, width) != (h, w):
+        raise DatasetError(
+            f"{where} does not fit {info.name}: images are {height}×{width}, {info.name} models expect {h}×{w}."
+        )

@@ -75,6 +75,19 @@ def select_indices(labels: Any, *, limit: int | None = None, per_class: int | No
     return chosen
 
 
+def _short_of_limit(labels: np.ndarray, selected: int, limit: int, per_class: int | None, source: str) -> str:
+    """What was selected, and why fewer images than ``limit`` (CLI: --limit): the data holds no more, or
+    ``per_class`` (CLI: --per-class) took fewer."""
+    shown = limit if limit < 10**18 else f"<{int(limit).bit_length()}-bit integer>"
+    images = f"{selected:,} image{'s' if selected != 1 else ''} selected from {source}"
+    if per_class is None:
+        return f"{images}: all it holds (limit {shown})."
+    counts = np.unique(labels, return_counts=True)[1]
+    classes = f"{counts.size:,} class{'es' if counts.size != 1 else ''}"
+    upto = "" if bool((counts >= per_class).all()) else "up to "
+    return f"{images}: {upto}{per_class:,} per class of {classes} (limit {shown})."
+
+
 @dataclass(frozen=True, eq=False)
 class DataSelection:
     """A fixed set of preprocessed images and labels, with where they came from.
@@ -236,9 +249,7 @@ def load_selection(
     labels = dataset_labels(ds)
     indices = select_indices(labels, limit=limit, per_class=per_class)
     if limit is not None and indices.size < limit:
-        _logger.warning("limit %s is more than the %d images %s offers: using all %d (CLI: --limit).",
-                        limit if limit < 10**18 else f"<{int(limit).bit_length()}-bit integer>", indices.size, source,
-                        indices.size)
+        _logger.warning("%s", _short_of_limit(labels, indices.size, limit, per_class, source))
     if indices.size == 0:
         raise DatasetError(f"No image selected from {source} (limit={limit}, per_class={per_class}).")
     pil_stage, normalizers = split_at_to_tensor(test_transform(dataset))

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 
-from faultzoo.data.info import DatasetInfo, dataset_info
+from faultzoo.data.info import DatasetInfo, check_image_size, dataset_info
 from faultzoo.data.transforms import test_transform, train_transform
 from faultzoo.exceptions import DatasetError, found
 
@@ -225,16 +225,11 @@ def _read_npz(path: Path, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray, np
         raise DatasetError(f"Malformed {where}: member(s) {', '.join(map(repr, not_arrays))} are not .npy arrays; "
                            "expected an np.savez file with 'x' (uint8 N×H×W×3) and 'y' (labels).")
 
-    _, h, w = info.input_size
     if x.dtype != np.uint8:
         raise DatasetError(f"Malformed {where}: 'x' must be uint8 pixels 0..255, found dtype {x.dtype}.")
     if x.ndim != 4 or x.shape[-1] != 3:
         raise DatasetError(f"Malformed {where}: 'x' must have shape N×H×W×3 (RGB), found {x.shape}.")
-    if x.shape[1:3] != (h, w):
-        raise DatasetError(
-            f"{where} does not fit {info.name}: images are {x.shape[1]}×{x.shape[2]}, "
-            f"{info.name} models expect {h}×{w}."
-        )
+    check_image_size(where, info.name, x.shape[1], x.shape[2])
     n = x.shape[0]
     if n == 0:
         raise DatasetError(f"{where} holds no images ('x' has shape {x.shape}): nothing to evaluate.")

@@ -166,7 +166,9 @@ def _cell_value(text: str) -> Any:
 
 def _detect_model_id(path: Path, model: nn.Module | None, model_id: str | None) -> str | None:
     if model_id is not None:
-        return model_id
+        from faultzoo.zoo.recipes import model_label
+
+        return model_label(model_id)
     provenance = getattr(model, "faultzoo", None)
     if getattr(provenance, "model_id", None):
         return str(provenance.model_id)  # type: ignore[union-attr]
@@ -294,12 +296,30 @@ def _read_ours(path: Path, text: str, model_id: str | None) -> FaultList:
             f"{path}: the rows do not match the fingerprint in the metadata (expected {expected_fp[:16]}..., found "
             f"{fault_list.fingerprint()[:16]}...): the file was edited after it was written, so its design metadata "
             "no longer describes it. Regenerate it, or delete the \"fingerprint\" entry to accept the edit.")
-    if model_id is not None and meta.model_id is not None and meta.model_id != model_id:
-        raise FaultListFormatError(f"{path}: the list was made for model {meta.model_id!r}, not {model_id!r}; "
-                                   "generate one for this model with `faultzoo faultlist`.")
-    if model_id is not None and meta.model_id is None:
-        fault_list = fault_list.with_meta(model_id=model_id)
+    if model_id is not None:
+        from faultzoo.zoo.recipes import model_label
+
+        # A list made for lab_nets.py:build fits ./lab_nets.py:build and /abs/lab_nets.py:build alike.
+        if meta.model_id is not None and model_label(meta.model_id) != model_label(model_id):
+            raise FaultListFormatError(f"{path}: the list was made for model {meta.model_id!r}, not {model_id!r}; "
+                                       f"generate one for {model_id!r}: {generate_command(model_id, path)}")
+        if meta.model_id is None:
+            fault_list = fault_list.with_meta(model_id=model_label(model_id))
     return fault_list
+
+
+def generate_command(model_id: str, beside: Path) -> str:
+    """The `faultzoo faultlist` command (in backquotes) that writes a list of the default design for
+    ``model_id`` into a new file beside ``beside`` (never over it)."""
+    import shlex
+
+    from faultzoo.zoo.recipes import model_label
+
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", model_label(model_id)).strip("_") or "model"
+    out = beside.with_name(f"{stem}_FL.csv")
+    if out.name == beside.name:
+        out = beside.with_name(f"{stem}_FL_new.csv")
+    return f"`faultzoo faultlist {shlex.quote(model_id)} -o {shlex.quote(str(out))}`"
 
 
 def _read_upstream(path: Path, text: str, model: nn.Module | None, format: str) -> FaultList:

@@ -210,6 +210,10 @@ def _base_meta(
     if model_id is None:
         provenance = getattr(model, "faultzoo", None)  # set by faultzoo.get_model
         model_id = getattr(provenance, "model_id", None)
+    else:
+        from faultzoo.zoo.recipes import model_label
+
+        model_id = model_label(model_id)  # file.py:function, wherever the file lies
     return FaultListMeta(model_id=model_id, weights_sha256=weights_sha256, design=design, **fields)
 
 

@@ -67,6 +67,25 @@ def _check_layers_as_a_whole(fault_list: FaultList, tensors: dict, model_id: str
                                f"layers exist in {target}{hint}.")
 
 
+def dedupe_advice(fault_list: FaultList, model_id: str | None = None) -> str:
+    """How to drop a list's repeated faults: the `faultzoo faultlist convert` command that writes the list
+    without them into a new file beside it (in its own format), or the Python call for a list of no file."""
+    import shlex
+    from pathlib import Path
+
+    source = fault_list.meta.source_file
+    if not source:
+        return "FaultList.without_repeats() drops them"
+    path = Path(source)
+    out = path.with_name(f"{path.stem}_unique{path.suffix or '.csv'}")
+    # A Keras list is read through the PyTorch model's layer names: convert needs it.
+    model = ""
+    if fault_list.meta.source_format == "keras":
+        model = f" --model {shlex.quote(model_id or fault_list.meta.model_id or 'MODEL')}"
+    return (f"`faultzoo faultlist convert {shlex.quote(str(path))}{model} --dedupe -o {shlex.quote(str(out))}` "
+            "writes the list without repeats")
+
+
 def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults: bool = False,
              model_id: str | None = None) -> None:
     """Check every fault against the model; raise one error listing the first problems.
@@ -124,7 +143,7 @@ def validate(fault_list: FaultList, model: nn.Module, *, allow_duplicate_faults:
             key = (fault.param, fault.index, fault.bits, fault.kind)
             if key in seen:
                 report(pos, f"repeats the fault of {_where(fault_list, seen[key])} ({fault}); remove the repeat "
-                            "(`faultzoo faultlist convert FILE --dedupe -o NEW` writes the list without repeats)")
+                            f"({dedupe_advice(fault_list, model_id)})")
             else:
                 seen[key] = pos
     if total:

@@ -24,7 +24,8 @@ from torch import nn
 
 from faultzoo.exceptions import CheckpointError, UnknownModelError, found
 
-__all__ = ["USER_MODULE_PREFIX", "ModelRecipe", "build_model", "import_user_file", "parse_model_spec", "user_modules"]
+__all__ = ["USER_MODULE_PREFIX", "ModelRecipe", "build_model", "import_user_file", "model_label", "parse_model_spec",
+           "user_modules"]
 
 USER_MODULE_PREFIX = "faultzoo_user_"  # module names of factory files imported by path
 
@@ -55,6 +56,20 @@ class ModelRecipe:
     def label(self) -> str:
         """A short name for tables and file names: the zoo id, ``torchvision:NAME`` or ``module:function``."""
         return self.target if self.kind in ("zoo", "factory") else f"torchvision:{self.target}"
+
+
+def model_label(spec: str | None) -> str | None:
+    """A model's name independent of where its file lies: ``file.py:function`` for a factory in a file
+    (``./nets/lab_nets.py:build`` and ``/home/me/lab_nets.py:build`` are both ``lab_nets.py:build``); any
+    other model spec (zoo id, ``torchvision:NAME``, ``package.module:function``) unchanged.
+
+    The one rule by which fault lists and campaigns record and compare the model they were made for.
+    Text that is no model spec (None, another type) is returned as it is: callers check types themselves.
+    """
+    if not isinstance(spec, str):
+        return spec
+    head, sep, function = spec.rpartition(":")
+    return f"{Path(head).name}:{function}" if sep and head.endswith(".py") else spec
 
 
 def parse_model_spec(spec: str, *, weights: str | None = "default", num_classes: int | None = None) -> ModelRecipe:

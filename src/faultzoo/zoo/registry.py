@@ -80,7 +80,14 @@ def _table() -> dict[str, Callable[[], nn.Module]]:
 
 
 def list_models(dataset: str | None = None, pattern: str | None = None) -> list[str]:
-    """Sorted model ids, optionally of one dataset and/or matching a glob pattern (``'*/resnet*'``)."""
+    """Sorted model ids, optionally of one dataset and/or matching a glob pattern (``'*/resnet*'``).
+
+    ``dataset`` is a dataset name, in any case (``'cifar10'``, ``'CIFAR10'``).
+
+    Raises:
+        UnknownDatasetError: ``dataset`` is no dataset faultzoo knows (the message lists them).
+        UnknownModelError: ``pattern`` is not text.
+    """
     if dataset is not None and not isinstance(dataset, str):
         raise UnknownDatasetError(f"dataset must be a dataset name such as 'cifar10', or None; found {found(dataset)}.")
     if pattern is not None and not isinstance(pattern, str):
@@ -88,7 +95,12 @@ def list_models(dataset: str | None = None, pattern: str | None = None) -> list[
                                 f"found {found(pattern)}.")
     ids = sorted(_table())
     if dataset is not None:
-        ids = [i for i in ids if i.split("/", 1)[0] == dataset]
+        from faultzoo.data.info import list_datasets, unknown_dataset_message
+
+        name = dataset.strip().lower()
+        if name not in list_datasets():
+            raise UnknownDatasetError(unknown_dataset_message(dataset))
+        ids = [i for i in ids if i.split("/", 1)[0] == name]
     if pattern is not None:
         ids = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
     return ids
