@@ -221,3 +221,130 @@ def test_duration_text():
 
     assert [duration(s) for s in (42, 125, 3725, 200_000)] == ["42 s", "2 min 05 s", "1 h 02 min", "2 d 07 h"]
     assert math.isclose(z_value(0.99), 2.5758, abs_tol=1e-4)
+
+
+# ------------------------------------------------------------------ the predicted time
+
+def _timed_folder(folder, seconds, *, images, timing, workers):
+    """A campaign folder whose results.csv holds these per-fault times and whose provenance these timings."""
+    import csv
+    import json
+
+    folder.mkdir(parents=True)
+    with open(folder / "results.csv", "w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["fault_id", "injection", "param", "index", "bits", "kind", "n", "masked", "non_critical",
+                    "critical", "nonfinite", "faulty_correct", "task_seconds_per_fault"])
+        for i, s in enumerate(seconds):
+            w.writerow([i, i, "conv1.weight", f"0 0 0 {i}", i % 32, "bitflip", images, images, 0, 0, 0, images, s])
+    engine = {"engine": "fast", "workers": workers, **({"timing": timing} if timing else {})}
+    (folder / "provenance.json").write_text(json.dumps({"identity": {"faults": len(seconds), "images": images},
+                                                       "data": {"num_samples": images}, "engine": engine}))
+    return folder
+
+
+def test_predicted_time_from_synthetic_timings(tmp_path):
+    """Start-up (golden run + preparation + wait for the first task), the faults' time over the workers and
+    the tail: the pilot's own design gets back its run time exactly; other designs follow the formula."""
+    from faultzoo.analysis.load import load_results
+    from faultzoo.analysis.precision import DesignChoice, _cost_from_pilot, prediction
+
+    seconds = [0.5] * 20 + [0.25] * 40  # two tasks' worth: 20 s of faults' time, 60 faults
+    timing = {"golden_s": 3.0, "prepare_s": 2.0, "first_task_after_s": 4.0, "busy_s": 20.0, "wall_s": 16.0,
+              "busy_share": 0.625}
+    pilot = load_results(_timed_folder(tmp_path / "p", seconds, images=50, timing=timing, workers=2), check=False)
+    cost, notes, measured = _cost_from_pilot(pilot, None, None)
+    work0 = 20.0 / 2
+    tail0 = 16.0 - 4.0 - work0  # 2 s of the run beyond start-up and the faults' time
+    assert cost.setup == pytest.approx(3.0 + 2.0 + 4.0) and cost.workers == 2
+    assert cost.tail == pytest.approx(tail0 / work0)
+    assert cost.per_inference == pytest.approx(20.0 / 60 / 50) and cost.per_fault == 0
+    run_time = 3.0 + 2.0 + 16.0  # golden run + preparation + the committer's wall time
+    assert cost.seconds(60, 50) == pytest.approx(run_time)
+    assert measured["startup_s"] == pytest.approx(9.0) and measured["tail_s"] == pytest.approx(tail0)
+    parts = cost.parts(300, 20)
+    work = 300 * 20 * cost.per_inference / 2
+    assert parts == pytest.approx({"startup_s": 9.0, "work_s": work, "tail_s": tail0 / work0 * work,
+                                   "seconds": 9.0 + work * (1 + tail0 / work0)})
+    # a fixed part per fault, and four workers
+    cost4, _, _ = _cost_from_pilot(pilot, 4, 0.1)
+    per_fault = 20.0 / 60
+    assert cost4.per_fault == 0.1 and cost4.per_inference == pytest.approx((per_fault - 0.1) / 50)
+    assert cost4.seconds(100, 200) == pytest.approx(9.0 + (1 + cost.tail) * 100 * (0.1 + (per_fault - 0.1) * 4) / 4)
+    assert any("scaled to 4 worker(s)" in n for n in _cost_from_pilot(pilot, 4, 0.1)[1])
+    # the range over every split of the pilot's time: fixed, per fault, per inference
+    pred = prediction(cost, DesignChoice(30, 200, 0.01, 6000, float(cost.seconds(30, 200))), measured)
+    total0 = 20.0
+    low, high = (9.0 + (1 + cost.tail) * total0 * r / 2 for r in (0.5, 2.0))  # n/n0 = 0.5, nm/(n0 m0) = 2
+    assert pred["range_s"] == pytest.approx([low, high]) and pred["seconds"] == pytest.approx(high)
+    assert pred["faults"] == 30 and pred["measured_in_pilot"] == "engine.timing" and "loading" in pred["not_included"]
+
+
+def test_predicted_time_without_engine_timing(tmp_path):
+    from faultzoo.analysis.load import load_results
+    from faultzoo.analysis.precision import _cost_from_pilot
+
+    pilot = load_results(_timed_folder(tmp_path / "p", [0.2] * 10, images=40, timing=None, workers=1), check=False)
+    cost, notes, measured = _cost_from_pilot(pilot, None, None)
+    assert (cost.setup, cost.tail) == (0.0, 0.0) and cost.seconds(10, 40) == pytest.approx(2.0)
+    assert measured["source"] == "run times of the store" and any("no engine timing" in n for n in notes)
+
+
+@pytest.fixture(scope="module")
+def timed_pilot(offline_env, tmp_path_factory):
+    """A tiny real pilot (resnet20, 60 network-sampled faults x 60 of the exact CIFAR-10 test images), with
+    the wall time of its run_campaign call measured around it."""
+    import time
+
+    import faultzoo
+    from faultzoo.campaign import run_campaign
+    from faultzoo.faults import sample_network, write_fault_list
+
+    npz = require_shared("datasets", "cifar10", "test-first1000-exact.npz")
+    root = tmp_path_factory.mktemp("timed")
+    model = faultzoo.get_model(MODEL, weights=None)
+    faults = write_fault_list(sample_network(model, n=60, seed=3), root / "faults.csv")
+    started = time.perf_counter()
+    result = run_campaign(MODEL, faults, output=root / "pilot", data=str(npz), limit=60, keep_outcomes=True)
+    wall = time.perf_counter() - started
+    assert result.complete
+    return root / "pilot", wall
+
+
+def test_prediction_for_the_pilots_own_design(timed_pilot):
+    """The plan's prediction for the pilot's own design against the pilot's measured times: within 2 % of
+    its recorded run time (golden run + preparation + the run of its tasks), and between 50 % and 100 % of
+    the wall time of the whole run_campaign call (what the prediction leaves out: loading the model, the
+    images and the fault list, and writing the exports)."""
+    import json
+
+    folder, wall = timed_pilot
+    plan = plan_campaign(folder, error=0.2, confidence=0.95, images_from=str(require_shared(
+        "datasets", "cifar10", "test-first1000-exact.npz")))
+    timing = json.loads((folder / "provenance.json").read_text())["engine"]["timing"]
+    recorded = timing["golden_s"] + timing["prepare_s"] + timing["wall_s"]
+    own = float(plan.cost.seconds(60, 60))
+    assert own == pytest.approx(recorded, rel=0.02), (own, recorded, timing)
+    assert 0.5 * wall <= own <= wall, (own, wall, timing)
+    assert plan.measured["source"] == "engine.timing" and plan.measured["startup_s"] > 0
+    assert plan.prediction["seconds"] == pytest.approx(plan.recommended.seconds)
+    low, high = plan.prediction["range_s"]
+    assert low <= plan.prediction["seconds"] <= high
+
+
+def test_cli_plan_shows_the_parts_and_writes_json(capsys, timed_pilot, tmp_path):
+    import json
+
+    folder, _ = timed_pilot
+    path = tmp_path / "plan.json"
+    code, out, err = run_cli(capsys, "plan", folder, "--error", "0.2", "--images-from",
+                             require_shared("datasets", "cifar10", "test-first1000-exact.npz"), "--json", path)
+    assert code == 0, out + err
+    for text in ("= start-up", "faults x (0 s + ", "measured in the pilot: start-up", "golden run",
+                 "worker preparation", "first task after", "tail", "not included: starting faultzoo", f"plan: {path}"):
+        assert text in out, text
+    saved = json.loads(path.read_text())
+    pred = saved["prediction"]
+    assert {"faults", "images", "workers", "startup_s", "work_s", "tail_s", "seconds", "range_s"} <= set(pred)
+    assert (pred["faults"], pred["images"]) == (saved["recommended"]["faults"], saved["recommended"]["images"])
+    assert pred["seconds"] == pytest.approx(saved["recommended"]["seconds"])

@@ -141,3 +141,14 @@ def test_shift_is_found_in_a_small_real_campaign(campaign_copy):
     _write(tmp := campaign_copy / "shifted.csv", rows[0], body)
     report = load_results(tmp, model="cifar10/resnet20").quality
     assert report.alignment["best"] == 1 and "shifted" in _codes(report, "error")
+
+
+def test_the_nan_inf_finding_says_one_fault_not_one_faults(campaign_dir):
+    import dataclasses
+
+    res = load_results(campaign_dir, check=False)
+    nonfinite = np.zeros(len(res.table.nonfinite), dtype=res.table.nonfinite.dtype)
+    nonfinite[0] = 1
+    res = dataclasses.replace(res, table=dataclasses.replace(res.table, nonfinite=nonfinite))
+    texts = [f.message for f in check_quality(res).findings if f.code == "nonfinite"]
+    assert texts == ["1 fault produced NaN/Inf logits on 1 inference"]

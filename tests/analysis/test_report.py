@@ -111,8 +111,9 @@ def test_cli_report_flags_a_shifted_file(capsys, published, tmp_path):
     path = tmp_path / published["resnet32"].name
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows([rows[0], *body])
-    code, stdout, _ = run_cli(capsys, "report", path, "-o", tmp_path / "r")
-    assert code == 0  # the report is written; its verdict says what is wrong
+    code, stdout, stderr = run_cli(capsys, "report", path, "-o", tmp_path / "r")
+    assert code == 1  # a FAIL verdict: exit status 1, so that a script stops; the report is written all the same
+    assert "exit status 1: the data-quality verdict is FAIL" in stderr
     assert stdout.startswith("data quality: FAIL") and "results appear shifted by +1 row" in stdout
     assert "results appear shifted by +1 row" in (tmp_path / "r" / "report.md").read_text()
 
@@ -133,3 +134,4 @@ def test_cli_report_help_ends_with_examples(capsys):
     assert flat("faultzoo report demo-out/campaign") in flat(out)
     for option in ("--model", "--confidence", "--output"):
         assert option in out
+    assert flat("Exit status: 0 when the data-quality verdict is PASS or WARN, 1 when it is FAIL") in flat(out)

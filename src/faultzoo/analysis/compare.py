@@ -25,6 +25,7 @@ from faultzoo._files import atomic_write
 from faultzoo.analysis.design import BIT_CLASSES, bit_class
 from faultzoo.analysis.load import as_path, check_model_arg, load_results
 from faultzoo.analysis.plots import COLORS, _figure, save_figure
+from faultzoo.analysis.quality import require_complete
 from faultzoo.analysis.report import pct
 from faultzoo.analysis.stats import Estimate, paired_difference, rate_from_counts, wilson, z_value
 from faultzoo.analysis.table import Results
@@ -280,7 +281,8 @@ def _group(name: str, rows: np.ndarray, ca, na, cb, nb, identical, confidence: f
                            float(identical[rows].mean()))
 
 
-def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99, top: int = 10) -> Comparison:
+def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99, top: int = 10,
+                    allow_partial: bool = False) -> Comparison:
     """Compare two result sets of one model, fault by fault.
 
     Args:
@@ -291,17 +293,24 @@ def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99,
             layer names; must agree with what the provenance records.
         confidence: confidence level of every interval.
         top: how many of the most disagreeing faults to list.
+        allow_partial: compare a partial result set (an interrupted campaign, a truncated file) instead
+            of refusing it (``--allow-partial``, the rule of
+            :func:`faultzoo.analysis.quality.require_complete`).
 
     Raises:
-        AnalysisError: a wrong argument, unreadable input, results of different models, Keras names
-            without a model, or lists that do not pair (no fault, or under half of the smaller list, in
-            common).
+        AnalysisError: a wrong argument, unreadable input, a partial result set (without
+            ``allow_partial``), results of different models, Keras names without a model, or lists that
+            do not pair (no fault, or under half of the smaller list, in common).
     """
     z_value(confidence)  # a bad option fails before any loading
     check_model_arg(model)
     if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 0:
         raise AnalysisError(f"top (--top) must be a whole number >= 0, found {top!r:.80}.")
+    if not isinstance(allow_partial, (bool, np.bool_)):
+        raise AnalysisError(f"allow_partial (--allow-partial) must be True or False, found {allow_partial!r:.80}.")
     res_a, res_b = _load(a, model, "A"), _load(b, model, "B")
+    partial = [(label, require_complete(res, allow_partial=allow_partial, action="compare", label=label))
+               for label, res in (("A", res_a), ("B", res_b))]
     model_id = _model_id(res_a, res_b, model)
     cache: dict = {}
     keys_a, layout_a = _fault_keys(res_a, model_id, "A", cache)
@@ -310,7 +319,8 @@ def compare_results(a, b, *, model: str | None = None, confidence: float = 0.99,
     _check_pairing(pa, keys_a, keys_b, res_a, res_b)
     pa, pb, left_out = _consistent_pairs(pa, pb, res_a, res_b)
     ta, tb = res_a.table.take(pa), res_b.table.take(pb)
-    notes = _notes(res_a, res_b, ta, tb, len(keys_a), len(keys_b), len(pa)) + ([left_out] if left_out else [])
+    notes = [f"{label} is partial (--allow-partial): {f.message}" for label, f in partial if f is not None]
+    notes += _notes(res_a, res_b, ta, tb, len(keys_a), len(keys_b), len(pa)) + ([left_out] if left_out else [])
     rates = {}
     outcomes = OUTCOME_KEYS + ((NONFINITE,) if ta.nonfinite is not None and tb.nonfinite is not None else ())
     for outcome in outcomes:

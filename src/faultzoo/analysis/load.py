@@ -418,7 +418,10 @@ def _describe(results: Results, model: str | None) -> None:
     results.fault_meta = _fault_meta(fl.get("meta"))
     if results.fault_meta is not None:
         results.design_note = "from the campaign's fault-list metadata"
-        results.expected_faults = fl.get("faults") or section(prov, "identity").get("faults")
+    # A campaign knows how many faults it runs, with or without the list's metadata: fewer stored is a partial run.
+    expected = fl.get("faults") or section(prov, "identity").get("faults")
+    if isinstance(expected, int) and not isinstance(expected, bool) and expected > 0:
+        results.expected_faults = expected
     results.fault_selection = selection_info(prov)
     data = section(prov, "data")
     images = data.get("num_samples") or section(prov, "identity").get("images")

@@ -12,10 +12,17 @@ interaction. A pilot campaign with per-image outcomes (``--keep-outcomes``) give
 catastrophic faults understates s2_F), so the plan uses each component's ``assurance`` quantile
 (default 0.8) over a bootstrap of the pilot's faults and images. The planner then finds the (n, m)
 that reaches ``z sqrt(V) <= margin`` at the
-least predicted time ``setup + n (a + b m) / workers``, with b (seconds per inference) and the setup
-(model, golden run, engine preparation) measured in the pilot, and a (fixed seconds per fault)
-given or 0: every fault of one pilot sees the same m images, so its time cannot be split into a
-part per fault and a part per image.
+least predicted time (:class:`CostModel`)::
+
+    startup + (1 + tail) n (a + b m) / workers
+
+with the parts measured in the pilot's own timing (``provenance.json``, ``engine.timing``): the
+start-up (golden run, preparation of the workers, the wait for the first task), the time per fault
+(a + b m0, the workers' busy time over the pilot's faults) and the tail (the share of the run the
+workers' work leaves over: the last tasks, the commits). a (fixed seconds per fault) is given or 0:
+every fault of one pilot sees the same m0 images, so its time cannot be split into a fixed part, a
+part per fault and a part per image; the plan also shows the range of times every such split gives
+(:func:`prediction`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import numpy as np
 from faultzoo._files import atomic_write
 from faultzoo.analysis.design import design_of
 from faultzoo.analysis.load import as_path, campaign_files, load_results
+from faultzoo.analysis.quality import require_complete
 from faultzoo.analysis.stats import z_value
 from faultzoo.analysis.table import Results, section
 from faultzoo.exceptions import AnalysisError, FaultzooError
@@ -115,17 +123,38 @@ def bootstrap_components(matrix: np.ndarray, *, assurance: float, rate: str = "c
 
 @dataclass(frozen=True)
 class CostModel:
-    """Predicted wall time of a campaign: ``setup + n * (per_fault + per_inference * m) / workers``."""
+    """Predicted wall time of a campaign run, in its parts::
+
+        seconds(n, m) = setup + work(n, m) + tail * work(n, m)
+        work(n, m) = n * (per_fault + per_inference * m) / workers
+
+    ``setup`` is the start-up before the first task (golden run, preparation of the workers, the wait
+    for the first task to start), ``work`` the faults' time divided over the workers, and ``tail``
+    the share of that work the run lasts beyond it (the last tasks, when fewer tasks than workers
+    are left; committing the results). Loading the model and the images and writing the exports come
+    on top (the pilot does not record them).
+    """
 
     per_inference: float  # seconds of one (fault, image) in one worker
     per_fault: float = 0.0  # fixed seconds per fault in one worker
-    setup: float = 0.0  # model, golden run, engine preparation (seconds, once)
+    setup: float = 0.0  # start-up: golden run, worker preparation, the wait for the first task (seconds, once)
     workers: int = 1
+    tail: float = 0.0  # the run's wall time beyond start-up and work, as a share of the work
 
-    def seconds(self, n, m):
+    def work(self, n, m):
+        """Seconds of the faults' own time, divided over the workers."""
         n = np.asarray(n, dtype=np.float64)
         m = np.asarray(m, dtype=np.float64)
-        return self.setup + n * (self.per_fault + self.per_inference * m) / self.workers
+        return n * (self.per_fault + self.per_inference * m) / self.workers
+
+    def seconds(self, n, m):
+        return self.setup + (1.0 + self.tail) * self.work(n, m)
+
+    def parts(self, n: int, m: int) -> dict[str, float]:
+        """The prediction of one design in its parts (seconds): start-up, work, tail and their total."""
+        work = float(self.work(n, m))
+        return {"startup_s": float(self.setup), "work_s": work, "tail_s": self.tail * work,
+                "seconds": float(self.seconds(n, m))}
 
 
 @dataclass(frozen=True)
@@ -200,6 +229,8 @@ class Plan:
     upstream: DesignChoice | None = None
     upstream_equivalent: DesignChoice | None = None
     seed: int = 0
+    measured: dict = field(default_factory=dict)  # the pilot's measured times (see _cost_from_pilot)
+    prediction: dict = field(default_factory=dict)  # the recommended design's predicted time in parts
     options: dict = field(default_factory=dict)  # the planner options that reproduce this plan
     commands: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -209,14 +240,19 @@ class Plan:
         return data
 
 
-def _cost_from_pilot(results, workers: int | None, fault_overhead: float | None) -> tuple[CostModel, list[str]]:
+TIMING_PARTS = ("golden_s", "prepare_s", "first_task_after_s", "busy_s", "wall_s")  # engine.timing of a campaign
+
+
+def _cost_from_pilot(results, workers: int | None, fault_overhead: float | None) -> tuple[CostModel, list[str], dict]:
+    """The cost model measured in the pilot, the notes that say how, and the pilot's measured parts."""
     t = results.table
     notes = []
     m0 = max(results.images or int(t.n.max()), 1)
-    pilot_workers = int(results.provenance.get("workers") or 1)
+    engine = section(results.provenance, "engine")
+    pilot_workers = int(engine.get("workers") or results.provenance.get("workers") or 1)
     if t.seconds is None or not np.isfinite(t.seconds).all() or t.seconds.sum() <= 0:
-        raise AnalysisError(f"The pilot {results.source} records no per-fault timings (results.csv 'seconds'): "
-                            "plan from a faultzoo campaign folder.")
+        raise AnalysisError(f"The pilot {results.source} records no per-fault timings (results.csv "
+                            "'task_seconds_per_fault'): plan from a faultzoo campaign folder.")
     per_fault_total = float(t.seconds.mean())
     a = float(fault_overhead or 0.0)
     if a >= per_fault_total:
@@ -226,10 +262,45 @@ def _cost_from_pilot(results, workers: int | None, fault_overhead: float | None)
         notes.append(f"all of the pilot's {per_fault_total:.3g} s per fault is counted per image ({1e3 * b:.3g} ms per "
                      "inference): one pilot cannot split a fixed per-fault cost from it; give --fault-overhead to "
                      "set one")
-    setup = _pilot_setup(results, pilot_workers)
-    cost = CostModel(b, a, setup, workers or pilot_workers)
-    notes.append(f"times as measured in the pilot ({pilot_workers} worker(s)), scaled to {cost.workers} worker(s)")
-    return cost, notes
+    measured = {"faults": len(t), "images": m0, "workers": pilot_workers, "per_fault_s": per_fault_total}
+    timing = section(engine, "timing")
+    if all(_real(timing.get(k)) and 0 <= timing[k] < math.inf for k in TIMING_PARTS) and timing["busy_s"] > 0:
+        startup = timing["golden_s"] + timing["prepare_s"] + timing["first_task_after_s"]
+        work = timing["busy_s"] / pilot_workers  # the faults' time of the run the timing describes
+        tail = max(0.0, timing["wall_s"] - timing["first_task_after_s"] - work) / work
+        measured.update({k: float(timing[k]) for k in TIMING_PARTS}, startup_s=startup, work_s=work,
+                        tail_s=tail * work, source="engine.timing")
+        if not 0.9 <= timing["busy_s"] / float(t.seconds.sum()) <= 1.1:
+            notes.append(f"the pilot's last run computed {timing['busy_s']:.3g} s of its faults' "
+                         f"{float(t.seconds.sum()):.3g} s (a resumed campaign): start-up and tail are that run's")
+    else:
+        startup, tail = _pilot_setup(results, pilot_workers), 0.0
+        measured.update(startup_s=startup, source="run times of the store")
+        notes.append("the pilot records no engine timing (a partial campaign, or one of an older faultzoo): its "
+                     "start-up is taken from its store's run times (whole seconds), with no tail")
+    cost = CostModel(b, a, startup, workers or pilot_workers, tail)
+    notes.append(f"times as measured in the pilot ({pilot_workers} worker(s)), scaled to {cost.workers} worker(s)"
+                 + ("" if cost.workers == pilot_workers else
+                    " (start-up and tail as measured with the pilot's workers)"))
+    return cost, notes, measured
+
+
+def prediction(cost: CostModel, design: DesignChoice, measured: dict) -> dict:
+    """What the plan predicts for a design, in parts (JSON-ready: the ``prediction`` of :meth:`Plan.to_dict`).
+
+    ``range_s``: the least and the most time over every split of the pilot's time per fault into a
+    fixed part (warm-up: the same whatever the design), a part per fault and a part per inference, which
+    one pilot cannot tell apart: the pilot's work scaled by the least and the largest of 1, n / n0 and
+    n m / (n0 m0), plus start-up and tail.
+    """
+    n, m = design.faults, design.images
+    out = {"faults": n, "images": m, "workers": cost.workers, **cost.parts(n, m)}
+    total0 = measured["faults"] * measured["per_fault_s"]  # the pilot's worker-seconds of faults
+    ratios = (1.0, n / measured["faults"], n * m / (measured["faults"] * measured["images"]))
+    out["range_s"] = [cost.setup + (1.0 + cost.tail) * total0 * r / cost.workers for r in (min(ratios), max(ratios))]
+    out["measured_in_pilot"] = measured.get("source")
+    out["not_included"] = "starting faultzoo, loading the model and the images, writing the exports"
+    return out
 
 
 def _pilot_setup(results, workers: int) -> float:
@@ -276,7 +347,8 @@ def upstream_faults(shapes: dict[str, tuple[int, ...]]) -> int:
 def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relative: bool = False,
                   rate: str = "critical", workers: int | None = None, fault_overhead: float | None = None,
                   seed: int = 0, images_from: str | None = None, write_images: str | os.PathLike | None = None,
-                  output: str = "plan-campaign", min_images: int = MIN_IMAGES, assurance: float = 0.8) -> Plan:
+                  output: str = "plan-campaign", min_images: int = MIN_IMAGES, assurance: float = 0.8,
+                  allow_partial: bool = False) -> Plan:
     """Plan a campaign that reaches a margin, from a pilot with per-image outcomes.
 
     Args:
@@ -295,25 +367,32 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
         min_images: the fewest images a design may use.
         assurance: plan with each variance component at this quantile of a bootstrap of the pilot
             (0: the pilot's point estimates).
+        allow_partial: plan from a partial pilot (an interrupted campaign: fewer faults stored than
+            its list holds) instead of refusing it (``--allow-partial``, the rule of
+            :func:`faultzoo.analysis.quality.require_complete`).
 
     Raises:
-        AnalysisError: a wrong argument, a pilot without per-image outcomes or timings, an unreachable
-            margin, an unreadable ``images_from``.
+        AnalysisError: a wrong argument, a partial pilot (without ``allow_partial``), a pilot without
+            per-image outcomes or timings, an unreachable margin, an unreadable ``images_from``.
         OutputError: ``write_images`` cannot be written.
     """
     z_value(confidence)
     if not isinstance(rate, str) or rate not in OUTCOME_KEYS:
         raise AnalysisError(f"Unknown rate {rate!r:.80}; choose one of {', '.join(OUTCOME_KEYS)} (--rate).")
     _check_options(error=error, relative=relative, workers=workers, fault_overhead=fault_overhead, seed=seed,
-                   images_from=images_from, output=output, min_images=min_images, assurance=assurance)
+                   images_from=images_from, output=output, min_images=min_images, assurance=assurance,
+                   allow_partial=allow_partial)
     if write_images is not None:
         write_images = as_path(write_images, "write_images (--write-images)")
     results = pilot if isinstance(pilot, Results) else load_results(pilot, check=False)
+    partial = require_complete(results, allow_partial=allow_partial, action="plan from")
     if results.outcomes is None:
         raise AnalysisError(f"The pilot {results.source} has no per-image outcomes (outcomes.npy): run the pilot "
                             "campaign with --keep-outcomes.")
     design = design_of(results)
     notes = list(design.notes)
+    if partial is not None:
+        notes.append(f"planned from a partial pilot (--allow-partial): {partial.message}")
     if design.scheme == "stratified":
         notes.append(f"the pilot's {design.name} design is stratified; its components are computed as if its faults "
                      "were one random sample (the planned list is one: --design network)")
@@ -327,7 +406,7 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
     margin = error * components.mean if relative else error
     if relative and components.mean <= 0:
         raise AnalysisError(f"The pilot's {rate} rate is 0: a relative margin of it is 0; use an absolute --error.")
-    cost, cost_notes = _cost_from_pilot(results, workers, fault_overhead)
+    cost, cost_notes, measured = _cost_from_pilot(results, workers, fault_overhead)
     notes += cost_notes
     kwargs = dict(confidence=confidence, cost=cost, population=design.population, test_size=test_size,
                   min_images=min_images)
@@ -335,10 +414,12 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
     options = {"--rate": rate, "--error": f"{error:g}", "--confidence": f"{confidence:g}", "--seed": seed,
                "--workers": workers, "--fault-overhead": fault_overhead, "--images-from": images_from_arg,
                "--min-images": min_images if min_images != MIN_IMAGES else None,
-               "--assurance": f"{assurance:g}" if assurance != 0.8 else None}
+               "--assurance": f"{assurance:g}" if assurance != 0.8 else None,
+               "--allow-partial": True if allow_partial else None}
     plan = Plan(str(results.source), results.model_id, components, planning, assurance, confidence, error, relative,
                 margin,
-                design.population, test_size, cost, best, seed=seed, notes=notes,
+                design.population, test_size, cost, best, seed=seed, notes=notes, measured=measured,
+                prediction=prediction(cost, best, measured),
                 options={k: v for k, v in options.items() if v is not None})
     if results.shapes and results.test_size:
         n_up = upstream_faults(results.shapes)
@@ -361,12 +442,13 @@ def _whole(value) -> bool:
 
 
 def _check_options(*, error, relative, workers, fault_overhead, seed, images_from, output, min_images,
-                   assurance) -> None:
+                   assurance, allow_partial) -> None:
     """Refuse a wrong planner option before any loading (the message names its flag)."""
     checks = [
         ("--error", error, _real(error) and 0 < error < 1,
          "a number strictly between 0 and 1 (0.01 = one point; with --relative a fraction of the rate)"),
         ("--relative", relative, isinstance(relative, (bool, np.bool_)), "True or False"),
+        ("--allow-partial", allow_partial, isinstance(allow_partial, (bool, np.bool_)), "True or False"),
         ("--workers", workers, workers is None or (_whole(workers) and workers >= 1), "a whole number >= 1"),
         ("--fault-overhead", fault_overhead,
          fault_overhead is None or (_real(fault_overhead) and 0 <= fault_overhead < math.inf),
@@ -487,7 +569,7 @@ def _commands(plan: Plan, results, images_from: str, written: Path | None, outpu
     else:
         data = str(written) if written else "plan_images.npz"
         if written is None:
-            opts = " ".join(f"{k} {shlex.quote(str(v))}" for k, v in plan.options.items())
+            opts = " ".join(k if v is True else f"{k} {shlex.quote(str(v))}" for k, v in plan.options.items())
             lines.append(f"faultzoo plan {shlex.quote(plan.pilot)} {opts}{' --relative' if plan.relative else ''} "
                          "--write-images plan_images.npz")
     lines.append(f"faultzoo campaign {model} --faults plan_faults.csv --data {shlex.quote(data)} --workers "

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faultzoo.analysis.table import expect_results
+from faultzoo.exceptions import AnalysisError
 from faultzoo.outcome import OUTCOME_KEYS, RATE_KEYS
 
-__all__ = ["Finding", "QualityReport", "alignment_profile", "check_quality"]
+__all__ = ["ALLOW_PARTIAL", "Finding", "QualityReport", "alignment_profile", "check_quality", "completeness",
+           "require_complete"]
 
 ERROR, WARNING, OK = "error", "warning", "ok"
 MAX_SHIFT = 50  # rows each way the alignment check looks
@@ -120,10 +122,14 @@ def _images(results) -> list[Finding]:
     return out
 
 
-def _completeness(results) -> list[Finding]:
+def completeness(results) -> Finding | None:
+    """The one rule for a result set that holds fewer faults than its fault list: ``error`` (an interrupted
+    campaign, a truncated file), ``ok`` (an upstream file's deliberate sub-sample), None (complete, or the
+    list's size unknown). ``faultzoo report`` shows it in its verdict; plan and compare refuse on it
+    (:func:`require_complete`)."""
     expected, found = results.expected_faults, len(results.table)
     if not expected or found >= expected:
-        return []
+        return None
     if results.kind == "upstream-csv":
         ids = set(results.table.injection.tolist())
         last = int(results.table.injection.max())
@@ -133,13 +139,47 @@ def _completeness(results) -> list[Finding]:
         elif len(missing) <= max(_SHOW, expected // 100):
             where = f"Injection ids {missing[:_SHOW]}{' ...' if len(missing) > _SHOW else ''} are missing"
         else:  # faults spread over the whole list: a deliberate sub-sample
-            return [Finding(OK, "sub-sample", f"the file holds {found:,} of the {expected:,} faults of its list, "
-                                              "spread over the list: a sub-sample")]
-        return [Finding(ERROR, "missing-faults", f"the file holds {found:,} of the {expected:,} faults of its "
-                                                 f"fault list ({where}): the run looks truncated; estimates cover "
-                                                 "only the faults present.")]
-    return [Finding(ERROR, "missing-faults", f"the campaign holds {found:,} of its {expected:,} faults: a partial "
-                                             "run (re-run the same `faultzoo campaign` command to finish it).")]
+            return Finding(OK, "sub-sample", f"the file holds {found:,} of the {expected:,} faults of its list, "
+                                             "spread over the list: a sub-sample")
+        return Finding(ERROR, "missing-faults", f"the file holds {found:,} of the {expected:,} faults of its "
+                                                f"fault list ({where}): the run looks truncated; estimates cover "
+                                                "only the faults present.")
+    return Finding(ERROR, "missing-faults", f"the campaign holds {found:,} of its {expected:,} faults: a partial "
+                                            "run (re-run the same `faultzoo campaign` command to finish it).")
+
+
+def _completeness(results) -> list[Finding]:
+    finding = completeness(results)
+    return [] if finding is None else [finding]
+
+
+ALLOW_PARTIAL = "--allow-partial"  # the flag of every analysis command that refuses a partial result set
+
+
+def require_complete(results, *, allow_partial: bool, action: str, label: str = "") -> Finding | None:
+    """Refuse a partial result set (the ``error`` of :func:`completeness`) unless ``allow_partial``.
+
+    Args:
+        results: a loaded result set.
+        allow_partial: go on with the faults present (``--allow-partial``).
+        action: what the refusal says the flag would do ("plan from", "compare").
+        label: a prefix naming the result set in a message ("A", "B").
+
+    Returns:
+        The finding when the set is partial and ``allow_partial`` (to be shown as a note), else None.
+
+    Raises:
+        AnalysisError: a partial result set without ``allow_partial``: how many faults of how many are
+            stored, how to finish the campaign, and the flag.
+    """
+    finding = completeness(results)
+    if finding is None or finding.level != ERROR:
+        return None
+    if not allow_partial:
+        name = f"{label} ({results.source})" if label else str(results.source)
+        raise AnalysisError(f"{name}: {finding.message} Or pass {ALLOW_PARTIAL} to {action} the {len(results.table):,} "
+                            "faults stored anyway.")
+    return finding
 
 
 def _duplicates(table) -> list[Finding]:
@@ -333,8 +373,10 @@ def check_quality(results) -> QualityReport:
     report.findings += _selection(results)
     nonfinite = table.nonfinite
     if nonfinite is not None and nonfinite.sum():
-        report.findings.append(Finding(OK, "nonfinite", f"{int((nonfinite > 0).sum())} faults produced NaN/Inf "
-                                                        f"logits on {int(nonfinite.sum()):,} inferences"))
+        faults, inferences = int((nonfinite > 0).sum()), int(nonfinite.sum())
+        report.findings.append(Finding(OK, "nonfinite", f"{faults} fault{'s' if faults != 1 else ''} produced NaN/Inf "
+                                                        f"logits on {inferences:,} inference"
+                                                        f"{'s' if inferences != 1 else ''}"))
     order = {ERROR: 0, WARNING: 1, OK: 2}
     report.findings.sort(key=lambda f: order[f.level])
     return report

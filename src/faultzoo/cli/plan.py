@@ -18,7 +18,8 @@ Examples:
 
   faultzoo plan pilot --error 0.1 --relative --workers 2 --write-images plan_images.npz
 
-The pilot must be run with --keep-outcomes (per-image outcomes give the image component).
+The pilot must be run with --keep-outcomes (per-image outcomes give the image component). A partial pilot
+(an interrupted campaign) is refused: finish it (re-run the same campaign command), or pass --allow-partial.
 """
 
 
@@ -36,6 +37,8 @@ def plan(
     images_from: Annotated[str | None, typer.Option("--images-from", help="Where planned images come from: dataset name or PATH.npz (default: the model's test set).")] = None,
     write_images: Annotated[Path | None, typer.Option("--write-images", help="Write the planned random image selection to this .npz.")] = None,
     campaign_output: Annotated[str, typer.Option("--campaign-output", help="Output folder named in the printed campaign command.")] = "plan-campaign",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the plan as JSON (its 'prediction' holds the predicted time of the recommended design, in parts).")] = None,
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Plan from a partial pilot (an interrupted campaign) instead of refusing it; finish it instead by re-running its campaign command.")] = False,
 ) -> None:
     """Recommend n faults x m images reaching a target margin at the least predicted time."""
     from faultzoo.analysis import plan_campaign
@@ -46,9 +49,20 @@ def plan(
     result = plan_campaign(pilot, error=error, confidence=confidence, relative=relative, rate=rate, workers=workers,
                            fault_overhead=fault_overhead, seed=seed, images_from=images_from,
                            write_images=write_images, output=campaign_output, min_images=min_images,
-                           assurance=assurance)
+                           assurance=assurance, allow_partial=allow_partial)
     for line in plan_lines(result):
         print(line)
+    if json_path is not None:
+        print(f"plan: {write_plan_json(result, json_path)}")
+
+
+def write_plan_json(result, path: Path) -> Path:
+    """The plan as JSON (Plan.to_dict), written atomically (OutputError when it cannot be)."""
+    import json
+
+    from faultzoo._files import atomic_write
+
+    return atomic_write(path, json.dumps(result.to_dict(), indent=1, default=str))
 
 
 def duration(seconds: float) -> str:
@@ -65,6 +79,34 @@ def duration(seconds: float) -> str:
 
 def _points(x: float) -> str:
     return f"{100 * x:.3g} points"
+
+
+def _secs(seconds: float) -> str:
+    """Seconds of a part of a prediction: 0.0349 -> '0.035 s', 9.9e-05 -> '0 s', 725 -> '12 min 05 s'."""
+    if seconds < 0.0005:
+        return "0 s"
+    return f"{seconds:.2g} s" if seconds < 0.1 else f"{seconds:.3g} s" if seconds < 120 else duration(seconds)
+
+
+def time_lines(p) -> list[str]:
+    """The predicted time in its parts, and what the pilot measured."""
+    pred, got, cost = p.prediction, p.measured, p.cost
+    if not pred:
+        return []
+    lines = [f"    = start-up {_secs(pred['startup_s'])} + {pred['faults']:,} faults x "
+             f"({_secs(cost.per_fault)} + {pred['images']:,} x {1e3 * cost.per_inference:.3g} ms) / "
+             f"{cost.workers} worker(s) = {_secs(pred['work_s'])} + tail {_secs(pred['tail_s'])}"]
+    low, high = pred["range_s"]
+    if high > 1.05 * low:
+        lines.append(f"    between {duration(low)} and {duration(high)} for any split of the pilot's {got['per_fault_s']:.3g} s "
+                     "per fault into a fixed part, a part per fault and a part per image (one pilot cannot tell)")
+    if got.get("source") == "engine.timing":
+        lines.append(f"    measured in the pilot: start-up {_secs(got['startup_s'])} (golden run "
+                     f"{_secs(got['golden_s'])}, worker preparation {_secs(got['prepare_s'])}, first task after "
+                     f"{_secs(got['first_task_after_s'])}), {got['per_fault_s']:.3g} s per fault on {got['images']:,} "
+                     f"images, tail {_secs(got['tail_s'])}; run time {_secs(got['startup_s'] + got['wall_s'] - got['first_task_after_s'])}")
+    lines.append(f"    not included: {pred['not_included']}")
+    return lines
 
 
 def plan_lines(p) -> list[str]:
@@ -87,6 +129,7 @@ def plan_lines(p) -> list[str]:
         + f" = {best.inferences:,} inferences",
         f"  predicted margin +-{_points(best.margin)}; predicted time {duration(best.seconds)} on this machine "
         f"({p.cost.workers} worker(s))",
+        *time_lines(p),
     ]
     if p.upstream is not None:
         up, eq = p.upstream, p.upstream_equivalent

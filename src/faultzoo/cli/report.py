@@ -17,6 +17,9 @@ Examples:
   faultzoo report torch_gpu_image_classification_CIFAR10_fp32_resnet_ResNet32_FL.csv --model cifar10/resnet32 -o rn32-report
 
 The report folder holds report.md, report.html (plots embedded), plots/*.png|svg, estimates.json and by_layer_bit.csv.
+
+Exit status: 0 when the data-quality verdict is PASS or WARN, 1 when it is FAIL (the report is written all
+the same: a script can stop on a bad result), 1 or 2 on an error (nothing analysed).
 """
 
 
@@ -26,7 +29,9 @@ def report(
     model: Annotated[str | None, typer.Option("--model", help="Model id of an upstream results file (layer shapes, design); guessed from upstream file names.")] = None,
     confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.9999, help="Confidence level of every interval.")] = 0.99,
 ) -> None:
-    """Design-aware estimates with intervals, data-quality checks and plots of campaign results."""
+    """Design-aware estimates with intervals, data-quality checks and plots of campaign results.
+
+    Exits with status 1 when the data-quality verdict is FAIL (the report is still written)."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -39,6 +44,10 @@ def report(
                             progress=lambda what: bar.update(task, description=f"report: {what}"))
     for line in summary_lines(done):
         print(line)
+    if done.results.quality.verdict == "fail":
+        Console(stderr=True, highlight=False).print("exit status 1: the data-quality verdict is FAIL (the report is "
+                                                    "written; see its findings)", markup=False)
+        raise typer.Exit(1)
 
 
 def summary_lines(done) -> list[str]:
