@@ -348,3 +348,18 @@ def test_cli_plan_shows_the_parts_and_writes_json(capsys, timed_pilot, tmp_path)
     assert {"faults", "images", "workers", "startup_s", "work_s", "tail_s", "seconds", "range_s"} <= set(pred)
     assert (pred["faults"], pred["images"]) == (saved["recommended"]["faults"], saved["recommended"]["images"])
     assert pred["seconds"] == pytest.approx(saved["recommended"]["seconds"])
+
+
+def test_a_pilot_without_variation_is_planned_without_an_upstream_equivalent(offline_env, tmp_path):
+    """Only mantissa-LSB faults: no inference is critical, every variance component is 0. The plan still comes
+    (its upstream equivalent cannot: upstream's margin is 0) instead of blaming a valid --error."""
+    from faultzoo.campaign import run_campaign
+    from faultzoo.faults import Fault, FaultList, write_fault_list
+
+    faults = FaultList(tuple(Fault("layer1.0.conv1.weight", (k, 0, 1, 1), (0,)) for k in range(6)))
+    fl = write_fault_list(faults, tmp_path / "lsb_FL.csv", format="torch")
+    npz = require_shared("datasets", "cifar10", "test-first1000-exact.npz")
+    run_campaign(MODEL, fl, output=tmp_path / "pilot", data=str(npz), limit=16, batch_size=8, keep_outcomes=True)
+    plan = plan_campaign(tmp_path / "pilot", error=0.01)
+    assert plan.upstream is not None and plan.upstream.margin == 0 and plan.upstream_equivalent is None
+    assert any("no variation of this rate" in note for note in plan.notes)

@@ -425,7 +425,11 @@ def plan_campaign(pilot, *, error: float = 0.01, confidence: float = 0.99, relat
         n_up = upstream_faults(results.shapes)
         plan.upstream = choice(planning, n_up, test_size, confidence=confidence, cost=cost,
                                population=design.population, test_size=test_size)
-        plan.upstream_equivalent = recommend(planning, plan.upstream.margin, **kwargs)
+        if plan.upstream.margin > 0:  # a pilot without variance (no critical inference, say) has no equivalent
+            plan.upstream_equivalent = recommend(planning, plan.upstream.margin, **kwargs)
+        else:
+            notes.append("the pilot saw no variation of this rate, so the upstream campaign's margin is 0 and no "
+                         "smaller design is equivalent to it")
     written = None
     if write_images is not None and best.images < test_size:
         written = write_image_sample(images_from, dataset, best.images, seed, write_images)

@@ -133,11 +133,12 @@ def plan_lines(p) -> list[str]:
     ]
     if p.upstream is not None:
         up, eq = p.upstream, p.upstream_equivalent
-        lines += [f"upstream's choice: {up.faults:,} faults x {up.images:,} images = {up.inferences:,} inferences: "
-                  f"margin +-{_points(up.margin)}, predicted {duration(up.seconds)}",
-                  f"  that margin as planned here: {eq.faults:,} faults x {eq.images:,} images = {eq.inferences:,} "
-                  f"inferences, {duration(eq.seconds)} ({up.inferences / max(eq.inferences, 1):,.0f}x fewer "
-                  "inferences)"]
+        lines.append(f"upstream's choice: {up.faults:,} faults x {up.images:,} images = {up.inferences:,} inferences: "
+                     f"margin +-{_points(up.margin)}, predicted {duration(up.seconds)}")
+        if eq is not None:
+            lines.append(f"  that margin as planned here: {eq.faults:,} faults x {eq.images:,} images = "
+                         f"{eq.inferences:,} inferences, {duration(eq.seconds)} "
+                         f"({up.inferences / max(eq.inferences, 1):,.0f}x fewer inferences)")
     lines.append("commands:")
     lines += [f"  {cmd}" for cmd in p.commands]
     lines += [f"note: {n}" for n in p.notes]
