@@ -15,7 +15,7 @@ from faultzoo.analysis import plan_campaign, variance_components
 from faultzoo.analysis.precision import CostModel, bootstrap_components, choice, recommend, upstream_faults
 from faultzoo.analysis.simulate import crossed_population, simulate_campaigns
 from faultzoo.analysis.stats import rate_from_outcomes, z_value
-from faultzoo.cli import main
+from tests.cli_runner import run_faultzoo as run_cli
 from faultzoo.exceptions import AnalysisError
 from tests.analysis.conftest import FAULTS, IMAGES, MODEL
 from tests.conftest import require_shared
@@ -184,16 +184,6 @@ def test_pilot_errors(campaign_copy):
     (campaign_copy / "outcomes.npy").unlink()
     with pytest.raises(AnalysisError, match="--keep-outcomes"):
         plan_campaign(campaign_copy)
-
-
-def run_cli(capsys, *args):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_plan(capsys, campaign_dir):

@@ -11,25 +11,11 @@ import re
 import pytest
 
 from faultzoo.analysis import write_report
-from faultzoo.cli import main
+from tests.cli_runner import flat
+from tests.cli_runner import run_faultzoo as run_cli
 from tests.analysis.conftest import MODEL
 
 PLOTS = ("critical_by_bit", "critical_by_layer", "critical_layer_bit", "per_fault_critical")
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """Run ``faultzoo ARGS`` in this process: (exit status, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def flat(text: str) -> str:
-    return "".join(text.split())
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ line look them up here by (backend, name) instead of comparing strings.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,7 +24,7 @@ from faultzoo._registry import BACKENDS
 from faultzoo.exceptions import OptionError
 from faultzoo.faults import Fault
 
-__all__ = ["Engine", "EngineEntry", "engine_entry", "engine_names", "make_engine", "register_engine"]
+__all__ = ["Engine", "EngineEntry", "engine_entry", "engine_names", "make_engine", "memory_budget", "register_engine"]
 
 
 class Engine(Protocol):
@@ -96,6 +97,16 @@ def register_engine(backend: str, name: str, summary: str, *, label: str | None 
         return cls
 
     return decorate
+
+
+def memory_budget(workers: int, *, share: int, floor: int) -> dict:
+    """Default options of an engine that caches golden values: a ``memory_budget`` of 1/``share`` of the
+    machine's memory, split between the ``workers`` that share it, and at least ``floor`` bytes."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 8 << 30
+    return {"memory_budget": max(floor, physical // (share * max(1, workers)))}
 
 
 def _engines(backend: str) -> dict[str, EngineEntry]:

@@ -7,6 +7,7 @@ import math
 import numbers
 import operator
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from torch import nn
@@ -14,6 +15,17 @@ from torch import nn
 from faultzoo.exceptions import FaultError, FaultzooError, found
 
 ErrorType = type[FaultzooError]
+
+
+def as_list(value: object) -> list | None:
+    """The items of a collection (never the characters of a string or the keys of a mapping); None for
+    anything that is not one (a number, a 0-d array or tensor)."""
+    if isinstance(value, (str, bytes, bytearray, Mapping)):
+        return None
+    try:
+        return list(value)  # type: ignore[call-overload]
+    except TypeError:
+        return None
 
 
 def real(name: str, value: object, *, expected: str, error: ErrorType = FaultError) -> float:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from torch import nn
 
 from faultzoo.exceptions import FaultError, found
-from faultzoo.faults._args import module
+from faultzoo.faults._args import as_list, module
 from faultzoo.faults.model import Fault, FaultKind, FaultList
 
 KERAS_NAME = re.compile(r"^(conv2d|dense)(?:_(\d+))?$")
@@ -67,13 +67,11 @@ def keras_layer_names(model: nn.Module) -> dict[str, str]:
 
 
 def _index(index: object) -> tuple:
-    try:
-        if isinstance(index, (str, bytes, Mapping)):
-            raise TypeError
-        return tuple(index)  # type: ignore[arg-type]
-    except TypeError:
+    items = as_list(index)
+    if items is None:
         raise FaultError(f"A tensor index must be a sequence of integers such as (3, 0, 2, 1); found "
-                         f"{found(index)}.") from None
+                         f"{found(index)}.")
+    return tuple(items)
 
 
 def torch_to_keras_index(index: Sequence[int]) -> tuple[int, ...]:
@@ -107,13 +105,9 @@ def to_keras(fault_list: FaultList | Iterable[Fault], model: nn.Module) -> list[
             a stuck-at fault (the upstream Keras list format knows only single bit flips).
     """
     names = keras_layer_names(model)
-    try:
-        if isinstance(fault_list, (str, bytes, Mapping)):
-            raise TypeError
-        faults = list(fault_list)
-    except TypeError:
-        raise FaultError(f"fault_list must be a FaultList or an iterable of Fault; found {found(fault_list)}.") \
-            from None
+    faults = as_list(fault_list)
+    if faults is None:
+        raise FaultError(f"fault_list must be a FaultList or an iterable of Fault; found {found(fault_list)}.")
     bad = next((f for f in faults if not isinstance(f, Fault)), None)
     if bad is not None:
         raise FaultError(f"fault_list must hold Fault objects; found {found(bad)}.")
@@ -138,13 +132,10 @@ def from_keras(rows: Iterable[tuple[str, Sequence[int], int]], model: nn.Module)
     """
     inverse = keras_name_to_param(model)
     out = []
-    try:
-        if isinstance(rows, (str, bytes, Mapping)):
-            raise TypeError
-        rows = list(rows)
-    except TypeError:
-        raise FaultError(f"rows must be an iterable of (Keras layer, index, bit) rows; found {found(rows)}.") \
-            from None
+    listed = as_list(rows)
+    if listed is None:
+        raise FaultError(f"rows must be an iterable of (Keras layer, index, bit) rows; found {found(rows)}.")
+    rows = listed
     for row in rows:
         try:
             if isinstance(row, (str, bytes)):

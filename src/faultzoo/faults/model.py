@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any, overload
 
 from faultzoo.exceptions import FaultError, FaultListFormatError, found
+from faultzoo.faults._args import as_list
 
 # Widest word we support (float64); a bit outside [0, MAX_BITS) can never be valid.
 MAX_BITS = 64
@@ -40,13 +41,10 @@ def _int_tuple(name: str, value: object, param: object) -> tuple[int, ...]:
     if type(value) is tuple and all(type(item) is int for item in value):  # the common case, fast
         return value
     items = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
-    try:
-        if isinstance(items, (str, bytes, bytearray, Mapping)):
-            raise TypeError
-        items = list(items)
-    except TypeError:  # not iterable (a 0-d array or tensor too)
+    items = as_list(items)
+    if items is None:  # not a collection (a 0-d array or tensor too)
         raise FaultError(f"Fault {name} of {param!r} must be a sequence of integers such as (3, 0, 2, 1); "
-                         f"found {found(value)}.") from None
+                         f"found {found(value)}.")
     out = []
     for item in items:
         try:

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
-
-from faultzoo.backends.engines import register_engine
+from faultzoo.backends.engines import memory_budget, register_engine
 from faultzoo.backends.keras.fast import KerasFastEngine
 from faultzoo.backends.keras.reference import KerasReferenceEngine
 
@@ -14,11 +12,7 @@ __all__ = ["keras_fast_engine", "keras_reference_engine"]
 
 def _fast_defaults(workers: int) -> dict:
     """Golden activations may use an eighth of the machine's memory, split between workers."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        physical = 8 << 30
-    return {"memory_budget": max(256 << 20, physical // (8 * max(1, workers)))}
+    return memory_budget(workers, share=8, floor=256 << 20)
 
 
 @register_engine("keras", "reference", "Keras twin: writes the faulty word and runs the whole twin; slow, obviously right",

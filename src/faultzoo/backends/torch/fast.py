@@ -22,14 +22,13 @@ on, and record what they found. A model torch.fx cannot trace runs the reference
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from faultzoo.backends.engines import register_engine
+from faultzoo.backends.engines import memory_budget, register_engine
 from faultzoo.backends.torch.fast_checks import Checks
 from faultzoo.backends.torch.fast_downstream import LADDER, Downstream, Sink
 from faultzoo.backends.torch.fast_golden import GoldenMaps
@@ -48,11 +47,7 @@ _logger = logging.getLogger(__name__)
 def _default_options(workers: int) -> dict:
     """Golden maps may use a quarter of the machine's memory, split between the workers that share it
     (each caches its own chunk when the selection does not fit in one), and at least 1 GiB."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        physical = 8 << 30
-    return {"memory_budget": max(1 << 30, physical // (4 * max(1, workers)))}
+    return memory_budget(workers, share=4, floor=1 << 30)
 
 
 @register_engine("torch", "fast", "recomputes only what a fault can change; outcomes identical to the reference",
