@@ -237,3 +237,32 @@ def test_worker_processes_never_run_the_callers_script_again(env, fault_csv, npz
     assert done.returncode == 0, done.stderr[-3000:]
     assert "critical" in done.stdout and done.stdout.strip().endswith("True")
     assert "Traceback" not in done.stderr and (out / "results.csv").is_file()
+
+
+def test_ctrl_c_on_a_local_dask_campaign_prints_no_worker_traceback(fault_csv, npz, tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group (driver, nannies, workers): only the driver answers."""
+    from tests.campaign.test_runner import _count_results
+
+    out, log = tmp_path / "run", tmp_path / "run.log"
+    cmd = [sys.executable, "-c", "from faultzoo.cli import main; main()", "campaign", MODEL, "--faults", str(fault_csv),
+           "--data", str(npz), "--limit", "300", "--dask", "local:2", "-o", str(out)]
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(cmd, env=cli_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline, sent = time.monotonic() + 240, False
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (_count_results(out / STORE_NAME) or 0) > 0:
+                os.killpg(proc.pid, signal.SIGINT)
+                sent = True
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert sent, f"the campaign ended before it could be interrupted:\n{text[-2000:]}"
+    assert proc.returncode == 130, text[-3000:]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    assert "re-run the same command to resume" in text

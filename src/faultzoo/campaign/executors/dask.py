@@ -98,6 +98,7 @@ def local_cluster(workers: int, **kwargs) -> Iterator:
 
     options = dict(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                    dashboard_address=None, silence_logs=logging.ERROR,
+                   preload=["faultzoo.campaign.executors.dask_worker_setup"],  # Ctrl-C is the driver's
                    # No dashboard; the scheduler's HTTP server (health checks) on a free loopback port.
                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     environ = dict(os.environ)  # the nanny writes its workers' variables into this process's environment
