@@ -132,3 +132,19 @@ def test_keras_and_dask_start_up_messages_are_hidden_unless_verbose(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={**__import__("os").environ, "FAULTZOO_VERBOSE": "1"})
     assert "oneDNN" in loud.stderr and "INFO distributed" in loud.stderr
+
+
+def test_a_campaign_made_from_a_plan_prints_its_time_next_to_the_prediction(tmp_path, faults, capsys, npz):
+    import json
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"prediction": {"seconds": 12.5, "startup_s": 2.0}}))
+    args = ("campaign", MODEL, "--weights", "none", "--faults", faults, "--data", npz, "--limit", "8",
+            "--batch-size", "4")
+    code, out, err = run_faultzoo(capsys, *args, "--plan", plan, "-o", tmp_path / "run")
+    assert code == 0, err
+    assert "s measured, 12.5 s predicted by the plan" in " ".join(out.split())
+    (tmp_path / "bad.json").write_text("{}")
+    code, _, err = run_faultzoo(capsys, *args, "--plan", tmp_path / "bad.json", "-o", tmp_path / "run2")
+    assert code == 1 and "--plan" in err and "faultzoo plan --json" in " ".join(err.split())
+    assert not (tmp_path / "run2").exists()

@@ -139,6 +139,8 @@ CAMPAIGN_OPTIONS: tuple[Option, ...] = (
     Option("dask", None, "Run on Dask: local:N (N processes here), tcp://HOST:PORT or a scheduler file (JSON) of a "
            "running cluster; every worker must see the weights and data.", _text(optional=True), "--dask", spec=False),
     Option("executor", None, "An executor object instead of workers/dask.", _anything, spec=False),
+    Option("plan_file", None, "A plan written by `faultzoo plan --json`: the campaign reports its predicted time beside "
+           "the measured one.", _text(optional=True, path=True), "--plan", spec=False),
     Option("callbacks", (), "Called with a Progress after each committed task.", _callbacks, spec=False),
 )
 

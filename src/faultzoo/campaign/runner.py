@@ -68,6 +68,10 @@ class CampaignResult:
     exports: dict[str, Path] = field(default_factory=dict)
     engine: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    # a plan's predicted time (run_campaign's plan_file), and this run's time as a plan measures it: the golden
+    # run, the workers' preparation and the tasks (not loading the inputs or writing the exports)
+    predicted_seconds: float | None = None
+    measured_seconds: float | None = None
 
 
 def run_campaign(
@@ -101,6 +105,7 @@ def run_campaign(
     engine_options: dict | None = None,
     executor: Executor | None = None,
     framework: str = "torch",
+    plan_file: str | os.PathLike | None = None,
 ) -> CampaignResult:
     """Run (or resume) a fault-injection campaign and export its results.
 
@@ -123,7 +128,7 @@ def run_campaign(
                         batch_size=batch_size, engine=engine, engine_options=tuple(sorted((engine_options or {}).items())),
                         task_size=task_size, keep_outcomes=keep_outcomes)
     return execute_campaign(spec, output=output, executor=executor or make_executor(workers=workers, dask=dask),
-                            callbacks=callbacks)
+                            callbacks=callbacks, predicted_seconds=_predicted_seconds(plan_file))
 
 
 run_campaign.__doc__ += args_docstring()
@@ -178,9 +183,27 @@ def _read_dataset(dataset, limit: int | None, read):
         return read(dataset, limit=limit, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
+def _predicted_seconds(plan_file: str | os.PathLike | None) -> float | None:
+    """The predicted time of the design a plan recommends (``faultzoo plan --json``), or None without a plan."""
+    if plan_file is None:
+        return None
+    import json
+
+    try:
+        seconds = json.loads(Path(plan_file).read_text())["prediction"]["seconds"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OptionError("plan_file", str(plan_file), f"expected a plan written by `faultzoo plan --json`, with its "
+                          f"prediction ({type(exc).__name__}: {exc}).") from None
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
+        raise OptionError("plan_file", str(plan_file), f"its prediction holds no time in seconds (found {seconds!r}).")
+    return float(seconds)
+
+
 def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor: Executor,
-                     callbacks: Sequence[ProgressCallback] = ()) -> CampaignResult:
-    """Run (or resume) the campaign ``spec`` with ``executor``; see :func:`run_campaign`."""
+                     callbacks: Sequence[ProgressCallback] = (), predicted_seconds: float | None = None
+                     ) -> CampaignResult:
+    """Run (or resume) the campaign ``spec`` with ``executor``; see :func:`run_campaign`. ``predicted_seconds``:
+    a plan's predicted time, recorded beside the measured one."""
     output = Path(output)
     finished = _finished_read_only(output)
     if finished is not None:
@@ -228,7 +251,10 @@ def execute_campaign(spec: CampaignSpec, *, output: str | os.PathLike, executor:
     exports = export_all(output, plan.fault_list, results, model=plan.model, provenance={
         **plan.provenance, "identity": plan.identity, "golden_top1": golden.accuracy, "engine": engine_info,
         "summary": summary.to_dict()}) if complete else {}
-    return CampaignResult(output, store_path, summary, complete, exports, engine_info, plan.provenance)
+    timing = engine_info.get("timing", {})
+    measured = sum(timing.get(k) or 0.0 for k in ("golden_s", "prepare_s", "wall_s")) if timing else None
+    return CampaignResult(output, store_path, summary, complete, exports, engine_info, plan.provenance,
+                          predicted_seconds=predicted_seconds, measured_seconds=measured)
 
 
 def _idle_cores(executor: Executor, device: torch.device) -> int:

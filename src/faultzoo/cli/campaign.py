@@ -74,6 +74,7 @@ def campaign(
     device: Annotated[str, typer.Option("--device", help=_help("device"))] = "cpu",
     tf32: Annotated[bool, typer.Option("--tf32", help=_help("tf32"))] = False,
     download: Annotated[bool, typer.Option("--download", help=_help("download"))] = False,
+    plan_file: Annotated[Path | None, typer.Option("--plan", help=_help("plan_file"))] = None,
 ) -> None:
     """Run a campaign: every fault x every selected image, classified masked / non-critical / critical.
 
@@ -100,7 +101,7 @@ def campaign(
             num_classes=num_classes, init_seed=init_seed, data_root=data_root, limit=limit,
             per_class=per_class, fault_limit=fault_limit, fault_sample=fault_sample, fault_seed=fault_seed,
             engine=engine, workers=workers, dask=dask, batch_size=batch_size, keep_outcomes=keep_outcomes, device=device,
-            tf32=tf32, download=download, callbacks=[on_progress], framework=framework,
+            tf32=tf32, download=download, callbacks=[on_progress], framework=framework, plan_file=plan_file,
         )
     print_summary(result)
 
@@ -120,6 +121,9 @@ def print_summary(result) -> None:
     engine = result.engine or {}
     if engine.get("fallback"):
         console.print(f"[yellow]fast engine fell back to the reference: {engine['fallback']}[/yellow]")
+    if result.predicted_seconds is not None and result.measured_seconds is not None:
+        console.print(f"time: {result.measured_seconds:,.1f} s measured, {result.predicted_seconds:,.1f} s predicted by "
+                      "the plan (golden run, preparation and tasks)", highlight=False)
     console.print(f"store: {result.store_path}")
     for name, path in result.exports.items():
         console.print(f"{name}: {path}")

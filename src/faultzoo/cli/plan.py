@@ -53,7 +53,8 @@ def plan(
     for line in plan_lines(result):
         print(line)
     if json_path is not None:
-        print(f"plan: {write_plan_json(result, json_path)}")
+        print(f"plan: {write_plan_json(result, json_path)} (add --plan {json_path} to the campaign command to see its "
+              "time next to the prediction)")
 
 
 def write_plan_json(result, path: Path) -> Path:
