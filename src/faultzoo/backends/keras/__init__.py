@@ -43,9 +43,9 @@ from faultzoo.backends.keras.reference import KerasReferenceEngine
 from faultzoo.backends.keras.targets import KerasTarget, TargetMap
 
 __all__ = [
-    "BACKEND", "BatchCheck", "KerasBackend", "KerasFastEngine", "KerasReferenceEngine", "KerasTarget", "TargetMap", "check_batch_dependence",
-    "exact_numerics", "keras_golden_run", "keras_numerics", "pin_keras_threads", "set_keras_threads",
-    "tf_versions",
+    "BACKEND", "BatchCheck", "KerasBackend", "KerasFastEngine", "KerasReferenceEngine", "KerasTarget", "TargetMap",
+    "check_batch_dependence", "exact_numerics", "keras_golden_run", "keras_numerics", "pin_keras_threads",
+    "set_keras_threads", "tf_versions",
 ]
 
 BACKEND = KerasBackend()

@@ -29,9 +29,7 @@ class TorchBackend(Backend):
         return get_model(model_id, weights, progress=progress)
 
     def check_settings(self, *, device: str, tf32: bool) -> None:
-        if self.device(device).type == "cpu" and tf32:
-            _logger.warning("tf32=True has no effect on a CPU: CPU kernels compute in strict float32 (TF32 is a "
-                            "GPU tensor-core mode); the campaign records tf32 as asked")
+        self.device(device)
 
     @staticmethod
     def device(device: object) -> torch.device:
@@ -51,6 +49,9 @@ class TorchBackend(Backend):
         return parsed
 
     def apply_numerics(self, *, device: str, tf32: bool, threads: int | None, single_threaded: bool) -> dict:
+        if self.device(device).type == "cpu" and tf32:  # said here, once per campaign (a spec is checked often)
+            _logger.warning("tf32=True has no effect on a CPU: CPU kernels compute in strict float32 (TF32 is a "
+                            "GPU tensor-core mode); the campaign records tf32 as asked")
         numerics = numerics_settings(self.device(device), tf32=tf32, threads=threads)
         if single_threaded:
             # Every computation of such a campaign runs on one thread: the workers, and the driver's golden
